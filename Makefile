@@ -1,0 +1,42 @@
+# The two commands of the README's quick start:
+#   make demo   build pilot and run it on the bundled Node example
+#   make test   install what the tests need, then run every test
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+BIN := bin/pilot
+FUZZTIME ?= 30s
+
+.PHONY: build demo test test-deps unit fuzz vet bench clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pilot
+
+demo: build
+	cd examples/nodejs && PILOT_LOG_LEVEL=$${PILOT_LOG_LEVEL:-info} ../../$(BIN) run --config pilot.yaml
+
+# What the tests need from the machine: util-linux's unshare (PID namespaces)
+# and Node for the example app.
+test-deps:
+	@bash test/install-deps.sh
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./pilot/config/
+
+test: test-deps build vet unit fuzz
+
+bench: build
+	bash test/bench/run.sh
+
+clean:
+	rm -rf bin

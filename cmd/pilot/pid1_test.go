@@ -1,0 +1,270 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RELIABILITY A5: exit codes pass through unchanged, and death by signal N
+// gives 128+N, in tini mode and in config mode.
+func TestExitCodesPassThrough(t *testing.T) {
+	t.Parallel()
+	type tc struct {
+		name  string
+		shell string
+		want  int
+	}
+	var cases []tc
+	for _, code := range []int{0, 1, 2, 32, 64, 127, 254, 255} {
+		cases = append(cases, tc{fmt.Sprintf("exit %d", code), fmt.Sprintf("exit %d", code), code})
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGSEGV, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGHUP} {
+		cases = append(cases, tc{"killed by " + sig.String(), fmt.Sprintf("kill -%d $$", int(sig)), 128 + int(sig)})
+	}
+	for _, c := range cases {
+		t.Run("tini/"+c.name, func(t *testing.T) {
+			t.Parallel()
+			p := startPilot(t, pilotOpts{pid1: true}, "--", "/bin/sh", "-c", c.shell)
+			if got := p.wait(10 * time.Second); got != c.want {
+				t.Fatalf("exit code %d, want %d", got, c.want)
+			}
+		})
+		t.Run("config/"+c.name, func(t *testing.T) {
+			t.Parallel()
+			// $$ is the config's escape for a literal $, as in compose files.
+			shell := strings.ReplaceAll(c.shell, "$", "$$")
+			cfg := writeConfig(t, fmt.Sprintf("jobs:\n  - name: app\n    main: true\n    shell: %q\n", shell))
+			p := startPilot(t, pilotOpts{pid1: true}, "run", "--config", cfg)
+			if got := p.wait(10 * time.Second); got != c.want {
+				t.Fatalf("exit code %d, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+// RELIABILITY A6: a missing binary gives 127 and a file that cannot be
+// executed 126, each with a message naming the path; with restarts allowed
+// the retries are paced by the backoff, never a hot loop.
+func TestExecFailure(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "not-executable")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "no-such-binary")
+	for _, c := range []struct {
+		path string
+		want int
+	}{{missing, 127}, {notExec, 126}} {
+		p := startPilot(t, pilotOpts{pid1: true}, "--", c.path)
+		if got := p.wait(5 * time.Second); got != c.want {
+			t.Fatalf("%s: exit %d, want %d", c.path, got, c.want)
+		}
+		if !strings.Contains(p.errLog.String(), c.path) {
+			t.Fatalf("error does not name %s:\n%s", c.path, p.errLog.String())
+		}
+	}
+
+	cfg := writeConfig(t, fmt.Sprintf(`jobs:
+  - name: app
+    main: true
+    exec: [%q]
+    restart: {policy: always, backoff: {initial: 100ms, max: 400ms}}
+`, missing))
+	p := startPilot(t, pilotOpts{pid1: true}, "run", "--config", cfg)
+	time.Sleep(1500 * time.Millisecond) // observation window for the start rate
+	p.signal(syscall.SIGTERM)
+	p.wait(5 * time.Second)
+	// 100+200+400+400… ms of backoff (±20%) allow at most 6 attempts in 1.5 s.
+	if n := p.errLog.count(`cannot start`); n < 2 || n > 6 {
+		t.Fatalf("%d start attempts in 1.5 s; want 2..6 (backoff paced)", n)
+	}
+}
+
+// RELIABILITY A4: SIGTERM to PID 1 reaches the app exactly once, and pilot
+// exits with the app's code: 0 when it handles TERM and exits 0, 143 when it
+// dies of it.
+func TestStopSignalOnceAndExitCode(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		onTerm string
+		want   int
+	}{{"exit:0", 0}, {"exit:3", 3}, {"die", 143}} {
+		t.Run(c.onTerm, func(t *testing.T) {
+			t.Parallel()
+			p := startPilot(t, pilotOpts{pid1: true}, append([]string{"--"}, helperArgv(t, "signals", c.onTerm)...)...)
+			p.out.waitLine(t, 5*time.Second, `^ready`)
+			p.signal(syscall.SIGTERM)
+			if got := p.wait(5 * time.Second); got != c.want {
+				t.Fatalf("exit %d, want %d", got, c.want)
+			}
+			if n := p.out.count(`^got SIGTERM`); n != 1 {
+				t.Fatalf("app got SIGTERM %d times, want once", n)
+			}
+		})
+	}
+}
+
+// RELIABILITY A1: 1,000 orphans die at once: none is left a zombie after
+// 1 s, and pilot's descriptors do not grow.
+func TestOrphanStorm(t *testing.T) {
+	t.Parallel()
+	fifo := filepath.Join(t.TempDir(), "release")
+	script := fmt.Sprintf(`mkfifo %[1]s
+( i=0; while [ $i -lt 1000 ]; do (read _ < %[1]s) & i=$((i+1)); done )
+echo forked
+read _ # wait for the test
+exec 3>%[1]s; exec 3>&-
+echo released
+read _
+`, fifo)
+	stdin, feed, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feed.Close()
+	p := startPilot(t, pilotOpts{pid1: true, stdin: stdin}, "--", "/bin/sh", "-c", script)
+	stdin.Close()
+	p.out.waitLine(t, 20*time.Second, `^forked`)
+	fdsBefore := countFDs(t, p.pid)
+	waitFor(t, 10*time.Second, "1,000 orphans adopted by PID 1", func() (int, bool) {
+		n := len(childPids(p.pid))
+		return n, n >= 1001
+	})
+	feed.Write([]byte("go\n"))
+	p.out.waitLine(t, 5*time.Second, `^released`)
+	released := time.Now()
+	waitFor(t, time.Second, "every orphan reaped", func() (int, bool) {
+		n := len(descendantsOf(p.pid))
+		return n, n <= 1 // only the shell itself remains
+	})
+	t.Logf("1,000 orphans reaped %v after release", time.Since(released).Round(time.Millisecond))
+	// A scan of /proc may hold a descriptor for a moment: wait it out.
+	waitFor(t, time.Second, fmt.Sprintf("pilot's fds back to %d", fdsBefore), func() (int, bool) {
+		n := countFDs(t, p.pid)
+		return n, n <= fdsBefore
+	})
+	feed.Write([]byte("done\n"))
+	if code := p.wait(5 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+func countFDs(t *testing.T, pid int) int {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(fds)
+}
+
+// RELIABILITY A2: while 1,000 orphans die, a job started every 100 ms keeps
+// reporting its own exit status (never ECHILD, never another's), and the
+// main job's status is not lost.
+func TestReaperNeverStealsExitStatus(t *testing.T) {
+	t.Parallel()
+	fifo := filepath.Join(t.TempDir(), "release")
+	cfg := writeConfig(t, fmt.Sprintf(`jobs:
+  - name: app
+    main: true
+    shell: |
+      mkfifo %[1]s
+      ( i=0; while [ $i -lt 1000 ]; do (read _ < %[1]s) & i=$((i+1)); done )
+      sleep 0.5
+      exec 3>%[1]s; exec 3>&-
+      sleep 1
+      exit 42
+  - name: probe
+    every: 100ms
+    shell: exit 3
+`, fifo))
+	p := startPilot(t, pilotOpts{pid1: true}, "run", "--config", cfg)
+	if code := p.wait(30 * time.Second); code != 42 {
+		t.Fatalf("exit %d, want the main job's 42", code)
+	}
+	exits := 0
+	for _, line := range p.errLog.Lines() {
+		if strings.Contains(line, "job=probe") && strings.Contains(line, `msg=exited`) {
+			exits++
+			if !strings.Contains(line, "code=3 ") {
+				t.Errorf("probe exit misreported: %s", line)
+			}
+		}
+	}
+	if exits < 5 {
+		t.Fatalf("only %d probe runs observed", exits)
+	}
+}
+
+// RELIABILITY A3: when not PID 1, pilot is a child subreaper: an orphan of
+// its job is re-parented to pilot and reaped.
+func TestSubreaperWhenNotPID1(t *testing.T) {
+	t.Parallel()
+	p := startPilot(t, pilotOpts{}, "--", "/bin/sh", "-c", `(sleep 0.3 & echo orphan $!) ; read _`)
+	stdinHold := p.out.waitLine(t, 5*time.Second, `^orphan (\d+)`)
+	orphan, _ := strconv.Atoi(stdinHold[1])
+	ppid := waitFor(t, 2*time.Second, "orphan re-parented to pilot", func() (int, bool) {
+		for _, e := range procTable() {
+			if e.pid == orphan {
+				return e.ppid, e.ppid == p.pid
+			}
+		}
+		return 0, false
+	})
+	_ = ppid
+	waitFor(t, 3*time.Second, "orphan reaped", func() (bool, bool) {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", orphan))
+		return true, os.IsNotExist(err)
+	})
+	p.signal(syscall.SIGTERM)
+	p.wait(5 * time.Second)
+}
+
+// RELIABILITY A10: the child starts with an empty blocked mask even when
+// pilot was started with signals blocked, and with pilot's inherited ignored
+// set (SIGHUP ignored under nohup stays ignored).
+func TestChildSignalState(t *testing.T) {
+	t.Parallel()
+	t.Run("clean", func(t *testing.T) {
+		p := startPilot(t, pilotOpts{pid1: true}, append([]string{"--"}, helperArgv(t, "sigstate")...)...)
+		p.wait(5 * time.Second)
+		p.out.waitLine(t, time.Second, `^SigBlk:\s+0+$`)
+		// Go passes on an inherited SIG_IGN only for SIGHUP and SIGINT, and
+		// so does pilot: the child's ignored set is the test binary's.
+		p.out.waitLine(t, time.Second, `^`+regexp.QuoteMeta(ownSigIgn(t))+`$`)
+	})
+	t.Run("blocked by the parent", func(t *testing.T) {
+		p := startPilot(t, pilotOpts{wrap: helperArgv(t, "exec-blocked")}, append([]string{"--"}, helperArgv(t, "sigstate")...)...)
+		p.wait(5 * time.Second)
+		p.out.waitLine(t, time.Second, `^SigBlk:\s+0+$`)
+	})
+	t.Run("ignored by the parent", func(t *testing.T) {
+		p := startPilot(t, pilotOpts{wrap: []string{"nohup"}}, append([]string{"--"}, helperArgv(t, "sigstate")...)...)
+		p.wait(5 * time.Second)
+		p.out.waitLine(t, time.Second, `^SigIgn:\s+0+1$`) // bit 0: SIGHUP
+	})
+}
+
+func ownSigIgn(t *testing.T) string {
+	t.Helper()
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "SigIgn:") {
+			return line
+		}
+	}
+	t.Fatal("no SigIgn in /proc/self/status")
+	return ""
+}

@@ -1,0 +1,328 @@
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nodepilot/pilot/jobs/output"
+)
+
+// Job supervises one command. Its Run loop owns the process and the state
+// machine; everything else talks to it through events.
+type Job struct {
+	spec   Spec
+	log    *slog.Logger
+	reaper *Reaper
+	bus    *Bus
+	deps   *Subscription // nil when the job waits on nothing
+	stdout *output.Sink
+	stderr *output.Sink
+
+	events chan event
+	done   chan struct{}
+
+	mu     sync.Mutex
+	status Status
+}
+
+// Status is a snapshot of a job for logs, /status and tests.
+type Status struct {
+	Name     string
+	State    State
+	Final    bool
+	Pid      int // 0 when no process runs
+	Runs     int
+	Restarts int
+	LastExit *ExitStatus
+}
+
+// Deps are the shared services a Job uses.
+type Deps struct {
+	Log    *slog.Logger
+	Reaper *Reaper
+	Bus    *Bus
+	Stdout *output.Sink
+	Stderr *output.Sink
+}
+
+// New builds a job. It subscribes to the bus at once when the job has
+// dependencies, so create every job before running any.
+func New(spec Spec, d Deps) *Job {
+	j := &Job{
+		spec:   spec,
+		log:    d.Log.With("job", spec.Name),
+		reaper: d.Reaper,
+		bus:    d.Bus,
+		stdout: d.Stdout,
+		stderr: d.Stderr,
+		events: make(chan event, 8),
+		done:   make(chan struct{}),
+		status: Status{Name: spec.Name},
+	}
+	if len(spec.After) > 0 {
+		j.deps = d.Bus.Subscribe()
+	}
+	return j
+}
+
+func (j *Job) Name() string { return j.spec.Name }
+
+func (j *Job) Spec() Spec { return j.spec }
+
+// Done is closed when Run has returned: the job is final and its process gone.
+func (j *Job) Done() <-chan struct{} { return j.done }
+
+func (j *Job) Status() Status {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.status
+}
+
+// Stop asks the job to stop for good: preStop, then the stop signal (the
+// job's own, else sig), then KILL at its stopTimeout. Wait on Done.
+func (j *Job) Stop(sig syscall.Signal) { j.send(evStop{Signal: sig}) }
+
+// Kill sends SIGKILL to the job's group now, for a shutdown past its deadline.
+func (j *Job) Kill() { j.send(evKill{}) }
+
+// Forward passes sig on to the job's process group if a process runs.
+func (j *Job) Forward(sig syscall.Signal) { j.send(evForward{Signal: sig}) }
+
+func (j *Job) send(ev event) {
+	select {
+	case j.events <- ev:
+	case <-j.done:
+	}
+}
+
+// Run runs the job until it is final and its process is gone. Cancelling
+// ctx stops the job as Stop then Kill would.
+func (j *Job) Run(ctx context.Context) {
+	defer close(j.done)
+	l := &loop{job: j, m: machine{policy: j.spec.Policy}, exits: make(chan evExited, 1), preStopped: make(chan struct{}, 1)}
+	l.hookCtx, l.cancelHooks = context.WithCancel(context.Background())
+	defer func() {
+		l.cancelHooks()
+		l.restart.stop()
+		l.timeout.stop()
+		l.kill.stop()
+		if l.ticker != nil {
+			l.ticker.Stop()
+		}
+		l.background.Wait()
+		if j.deps != nil {
+			j.bus.Unsubscribe(j.deps)
+		}
+	}()
+
+	var depsReady <-chan struct{}
+	pending := map[string]State{}
+	if j.deps == nil {
+		l.apply(evStart{})
+	} else {
+		for _, d := range j.spec.After {
+			pending[d.Job] = d.State
+		}
+		depsReady = j.deps.Ready()
+		j.log.Info("waiting for dependencies", "after", j.spec.After)
+	}
+	ctxDone := ctx.Done()
+
+	for !l.m.done() {
+		select {
+		case <-ctxDone:
+			ctxDone = nil
+			l.apply(evStop{Signal: syscall.SIGTERM})
+			l.apply(evKill{})
+		case ev := <-j.events:
+			l.apply(ev)
+		case ev := <-l.exits:
+			l.proc = nil
+			l.timeout.stop()
+			l.kill.stop()
+			l.apply(ev)
+		case <-depsReady:
+			for _, c := range j.deps.Drain() {
+				want, waiting := pending[c.Job]
+				switch {
+				case !waiting:
+				case c.State == want:
+					delete(pending, c.Job)
+				case c.Final:
+					j.log.Error("will never start: a dependency ended without reaching its state",
+						"dependency", c.Job, "awaited", want, "ended", c.State)
+					pending = nil
+					l.apply(evNeverStart{})
+				}
+			}
+			if len(pending) == 0 && pending != nil {
+				depsReady = nil
+				l.apply(evStart{})
+			}
+		case <-l.restart.C:
+			l.restart.stop()
+			l.apply(evRestartDue{})
+		case <-l.timeout.C:
+			l.timeout.stop()
+			l.apply(evTimeout{})
+		case <-l.kill.C:
+			l.kill.stop()
+			l.apply(evKillDue{})
+		case <-l.tickC():
+			l.apply(evTick{})
+		case <-l.preStopped:
+			l.apply(evPreStopped{})
+		}
+	}
+}
+
+// loop is the mutable side of Run: the process, the timers and the machine.
+type loop struct {
+	job        *Job
+	m          machine
+	proc       *process
+	exits      chan evExited
+	restart    timer
+	timeout    timer
+	kill       timer
+	ticker     *time.Ticker
+	preStopped chan struct{}
+
+	hookCtx     context.Context
+	cancelHooks context.CancelFunc
+	// background tracks output drains and hooks so Run never returns
+	// before they do.
+	background sync.WaitGroup
+}
+
+func (l *loop) tickC() <-chan time.Time {
+	if l.ticker == nil {
+		return nil
+	}
+	return l.ticker.C
+}
+
+// apply feeds ev to the machine and performs the actions, feeding back the
+// events that actions produce (a spawn's outcome) before anything else.
+func (l *loop) apply(ev event) {
+	queue := []event{ev}
+	for len(queue) > 0 {
+		var acts []action
+		l.m, acts = next(l.m, queue[0])
+		queue = queue[1:]
+		for _, a := range acts {
+			if fb := l.perform(a); fb != nil {
+				queue = append(queue, fb)
+			}
+		}
+	}
+}
+
+func (l *loop) perform(a action) event {
+	j := l.job
+	switch a := a.(type) {
+	case actSpawn:
+		return l.spawn()
+	case actPublish:
+		j.mu.Lock()
+		j.status.State, j.status.Final, j.status.Runs = a.State, a.Final, l.m.runs
+		j.status.Restarts = max(l.m.runs-1, 0)
+		if a.Exit != nil {
+			j.status.LastExit = a.Exit
+		}
+		if l.proc == nil {
+			j.status.Pid = 0
+		}
+		j.mu.Unlock()
+		args := []any{"state", a.State}
+		if a.Exit != nil {
+			args = append(args, "exit", a.Exit.Code)
+		}
+		if a.Final {
+			args = append(args, "final", true)
+		}
+		j.log.Debug("state", args...)
+		j.bus.Publish(StateChange{Job: j.spec.Name, State: a.State, Final: a.Final, Exit: a.Exit, At: time.Now()})
+	case actScheduleRestart:
+		l.restart.arm(a.After)
+	case actCancelRestart:
+		l.restart.stop()
+	case actArmTimeout:
+		l.timeout.arm(a.After)
+	case actArmKill:
+		l.kill.arm(a.After)
+	case actStartTicker:
+		l.ticker = time.NewTicker(a.Every)
+	case actRunPreStop:
+		l.background.Add(1)
+		go func() {
+			defer l.background.Done()
+			j.runHook(l.hookCtx, "preStop", j.spec.PreStop)
+			l.preStopped <- struct{}{}
+		}()
+	case actSignal:
+		if l.proc != nil {
+			j.log.Info("sending signal", "signal", a.Signal, "pgid", l.proc.pgid)
+			l.proc.signal(a.Signal)
+		}
+	case actKill:
+		if l.proc != nil {
+			j.log.Warn("sending SIGKILL to the process group", "pgid", l.proc.pgid)
+			l.proc.signal(syscall.SIGKILL)
+		}
+	case actLog:
+		j.log.Info(a.Msg, a.Args...)
+	}
+	return nil
+}
+
+func (l *loop) spawn() event {
+	j := l.job
+	p, err := j.start()
+	if err != nil {
+		status, transient := classifyStartError(err)
+		if !transient {
+			j.log.Error("cannot start", "err", err, "exit", status.Code)
+		}
+		return evSpawnFailed{Status: status, Transient: transient, Jitter: rand.Float64()}
+	}
+	l.proc = p
+	j.mu.Lock()
+	j.status.Pid = p.pid
+	j.mu.Unlock()
+	j.log.Info("started", "pid", p.pid)
+	l.background.Add(1)
+	go func() {
+		defer l.background.Done()
+		status := p.wait(j.reaper)
+		uptime := time.Since(p.started)
+		j.log.Info("exited", "pid", p.pid, "code", status.Code, "signal", status.Signal, "uptime", uptime)
+		l.exits <- evExited{Status: status, Uptime: uptime, Jitter: rand.Float64()}
+		p.finishOutput()
+	}()
+	return evSpawned{}
+}
+
+// timer is a one-shot timer whose channel is nil while disarmed, so a
+// select on it blocks.
+type timer struct {
+	t *time.Timer
+	C <-chan time.Time
+}
+
+func (t *timer) arm(d time.Duration) {
+	t.stop()
+	t.t = time.NewTimer(d)
+	t.C = t.t.C
+}
+
+func (t *timer) stop() {
+	if t.t != nil {
+		t.t.Stop()
+		t.t, t.C = nil, nil
+	}
+}

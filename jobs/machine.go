@@ -1,0 +1,323 @@
+package jobs
+
+import (
+	"syscall"
+	"time"
+)
+
+// This file is the job's whole decision logic: next(machine, event) returns
+// the new machine and the actions to perform. It does no I/O and reads no
+// clock, so every transition is table-tested without a process.
+
+// RestartPolicy says when a job that exited runs again.
+type RestartPolicy uint8
+
+const (
+	RestartNever RestartPolicy = iota
+	RestartOnFailure
+	RestartAlways
+)
+
+// Policy is the part of a Spec that drives transitions.
+type Policy struct {
+	Restart RestartPolicy
+	// MaxRestarts is the number of restarts in a row allowed; negative means
+	// unlimited. A stable run (Backoff.ResetAfter) clears the count.
+	MaxRestarts int
+	Backoff     Backoff
+	Every       time.Duration // periodic when > 0
+	Timeout     time.Duration // a run is stopped after this long; 0 means never
+	StopSignal  syscall.Signal
+	StopTimeout time.Duration
+	HasPreStop  bool
+}
+
+type machine struct {
+	policy Policy
+	state  State
+	final  bool
+	// alive is true while a process of this job exists (spawned, not reaped).
+	alive bool
+	// shutdown is set once a stop was requested: nothing spawns after it.
+	shutdown bool
+	// timedOut marks a run being stopped because it outlived Timeout.
+	timedOut bool
+	// signalled is true once the stop signal went to the group.
+	signalled bool
+	// restartPending is true while a backoff timer runs.
+	restartPending bool
+	// failures counts restarts since the last stable run; it picks the
+	// backoff step and is compared with MaxRestarts.
+	failures int
+	// runs counts every spawn; restarts is every spawn after the first.
+	runs int
+	last *ExitStatus
+}
+
+type event interface{ isEvent() }
+
+type (
+	// evStart: the job's dependencies are met (or it has none).
+	evStart struct{}
+	// evNeverStart: a dependency ended without reaching the awaited state.
+	evNeverStart struct{}
+	evSpawned    struct{}
+	// evSpawnFailed: the process could not be started. Transient errors
+	// (EAGAIN, EMFILE…) are retried with backoff whatever the policy;
+	// others become an exit with Status.Code (126 or 127).
+	evSpawnFailed struct {
+		Status    ExitStatus
+		Transient bool
+		Jitter    float64
+	}
+	evExited struct {
+		Status ExitStatus
+		Uptime time.Duration
+		Jitter float64
+	}
+	evRestartDue struct{}
+	evTick       struct{}
+	evTimeout    struct{}
+	// evStop asks the job to stop for good with the given signal unless
+	// the policy names its own.
+	evStop       struct{ Signal syscall.Signal }
+	evPreStopped struct{}
+	evKillDue    struct{}
+	// evKill: the shutdown deadline passed; KILL now.
+	evKill struct{}
+	// evForward passes a signal pilot received on to the running process.
+	evForward struct{ Signal syscall.Signal }
+)
+
+func (evStart) isEvent()       {}
+func (evNeverStart) isEvent()  {}
+func (evSpawned) isEvent()     {}
+func (evSpawnFailed) isEvent() {}
+func (evExited) isEvent()      {}
+func (evRestartDue) isEvent()  {}
+func (evTick) isEvent()        {}
+func (evTimeout) isEvent()     {}
+func (evStop) isEvent()        {}
+func (evPreStopped) isEvent()  {}
+func (evKillDue) isEvent()     {}
+func (evKill) isEvent()        {}
+func (evForward) isEvent()     {}
+
+type action interface{ isAction() }
+
+type (
+	actSpawn   struct{}
+	actPublish struct {
+		State State
+		Final bool
+		Exit  *ExitStatus
+	}
+	actScheduleRestart struct{ After time.Duration }
+	actCancelRestart   struct{}
+	actArmTimeout      struct{ After time.Duration }
+	actRunPreStop      struct{}
+	actSignal          struct{ Signal syscall.Signal }
+	actArmKill         struct{ After time.Duration }
+	actKill            struct{}
+	actStartTicker     struct{ Every time.Duration }
+	// actLog reports a decision worth a line in pilot's log.
+	actLog struct {
+		Msg  string
+		Args []any
+	}
+)
+
+func (actSpawn) isAction()           {}
+func (actPublish) isAction()         {}
+func (actScheduleRestart) isAction() {}
+func (actCancelRestart) isAction()   {}
+func (actArmTimeout) isAction()      {}
+func (actRunPreStop) isAction()      {}
+func (actSignal) isAction()          {}
+func (actArmKill) isAction()         {}
+func (actKill) isAction()            {}
+func (actStartTicker) isAction()     {}
+func (actLog) isAction()             {}
+
+func (m machine) periodic() bool { return m.policy.Every > 0 }
+
+// done reports that the job's loop has nothing left to do.
+func (m machine) done() bool { return m.final && !m.alive }
+
+func (m machine) to(s State, final bool, exit *ExitStatus) (machine, action) {
+	m.state, m.final = s, final
+	return m, actPublish{State: s, Final: final, Exit: exit}
+}
+
+func next(m machine, ev event) (machine, []action) {
+	switch ev := ev.(type) {
+	case evStart:
+		if m.state != Idle || m.shutdown || m.runs > 0 {
+			return m, nil
+		}
+		m, acts := m.spawn()
+		if m.periodic() {
+			acts = append(acts, actStartTicker{m.policy.Every})
+		}
+		return m, acts
+
+	case evForward:
+		if !m.alive {
+			return m, nil
+		}
+		return m, []action{actSignal{ev.Signal}}
+
+	case evNeverStart:
+		if m.state != Idle || m.final {
+			return m, nil
+		}
+		m, pub := m.to(Stopped, true, nil)
+		return m, []action{pub}
+
+	case evSpawned:
+		m.alive = true
+		m, pub := m.to(Running, false, nil)
+		acts := []action{pub}
+		if m.policy.Timeout > 0 {
+			acts = append(acts, actArmTimeout{m.policy.Timeout})
+		}
+		return m, acts
+
+	case evSpawnFailed:
+		if ev.Transient && !m.shutdown {
+			delay := m.policy.Backoff.delay(m.failures, ev.Jitter)
+			m.failures++
+			m.restartPending = true
+			m.state = Idle
+			return m, []action{
+				actLog{"cannot start, will retry", []any{"err", ev.Status.Err, "in", delay}},
+				actScheduleRestart{delay},
+			}
+		}
+		return m.exited(ev.Status, 0, ev.Jitter)
+
+	case evExited:
+		m.alive = false
+		return m.exited(ev.Status, ev.Uptime, ev.Jitter)
+
+	case evRestartDue:
+		if !m.restartPending || m.shutdown {
+			return m, nil
+		}
+		m.restartPending = false
+		return m.spawn()
+
+	case evTick:
+		if !m.periodic() || m.shutdown || m.final || m.runs == 0 || m.restartPending {
+			return m, nil
+		}
+		if m.alive {
+			return m, []action{actLog{"previous run still going, skipping this tick", nil}}
+		}
+		return m.spawn()
+
+	case evTimeout:
+		if !m.alive || m.signalled {
+			return m, nil
+		}
+		m.timedOut = true
+		return m.beginStop([]action{actLog{"run timed out, stopping it", []any{"timeout", m.policy.Timeout}}}, m.policy.StopSignal)
+
+	case evStop:
+		if m.shutdown {
+			return m, nil // a second request changes nothing
+		}
+		m.shutdown = true
+		sig := m.policy.StopSignal
+		if sig == 0 {
+			sig = ev.Signal
+		}
+		m.policy.StopSignal = sig
+		if !m.alive {
+			var acts []action
+			if m.restartPending {
+				m.restartPending = false
+				acts = append(acts, actCancelRestart{})
+			}
+			m, pub := m.to(Stopped, true, m.last)
+			return m, append(acts, pub)
+		}
+		if m.signalled {
+			return m, nil // already stopping after a timeout; the kill timer runs
+		}
+		if m.policy.HasPreStop {
+			m, pub := m.to(Stopping, false, nil)
+			return m, []action{pub, actRunPreStop{}}
+		}
+		return m.beginStop(nil, sig)
+
+	case evPreStopped:
+		if !m.alive || m.signalled {
+			return m, nil
+		}
+		return m.beginStop(nil, m.policy.StopSignal)
+
+	case evKillDue, evKill:
+		if !m.alive {
+			return m, nil
+		}
+		return m, []action{actKill{}}
+	}
+	return m, nil
+}
+
+func (m machine) spawn() (machine, []action) {
+	m.runs++
+	m.timedOut, m.signalled = false, false
+	m, pub := m.to(Starting, false, nil)
+	return m, []action{pub, actSpawn{}}
+}
+
+// beginStop sends the stop signal to the group and arms the KILL timer.
+func (m machine) beginStop(acts []action, sig syscall.Signal) (machine, []action) {
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	m.signalled = true
+	if m.state != Stopping {
+		var pub action
+		m, pub = m.to(Stopping, false, nil)
+		acts = append(acts, pub)
+	}
+	return m, append(acts, actSignal{sig}, actArmKill{m.policy.StopTimeout})
+}
+
+// exited decides what follows the end of a run.
+func (m machine) exited(status ExitStatus, uptime time.Duration, jitter float64) (machine, []action) {
+	m.last = &status
+	if m.shutdown {
+		m, pub := m.to(Stopped, true, &status)
+		return m, []action{pub}
+	}
+	state := Succeeded
+	if !status.Success() {
+		state = Failed
+	}
+	if m.periodic() {
+		m, pub := m.to(state, false, &status)
+		return m, []action{pub}
+	}
+	if m.policy.Backoff.ResetAfter > 0 && uptime >= m.policy.Backoff.ResetAfter {
+		m.failures = 0
+	}
+	wantRestart := m.policy.Restart == RestartAlways ||
+		(m.policy.Restart == RestartOnFailure && state == Failed)
+	if !wantRestart {
+		m, pub := m.to(state, true, &status)
+		return m, []action{pub}
+	}
+	if m.policy.MaxRestarts >= 0 && m.failures >= m.policy.MaxRestarts {
+		m, pub := m.to(state, true, &status)
+		return m, []action{pub, actLog{"giving up: restart limit reached", []any{"max", m.policy.MaxRestarts}}}
+	}
+	delay := m.policy.Backoff.delay(m.failures, jitter)
+	m.failures++
+	m.restartPending = true
+	m, pub := m.to(state, false, &status)
+	return m, []action{pub, actScheduleRestart{delay}, actLog{"restarting", []any{"in", delay, "restart", m.failures}}}
+}

@@ -1,0 +1,306 @@
+package jobs
+
+import (
+	"reflect"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var testBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 1600 * time.Millisecond, ResetAfter: 10 * time.Second}
+
+func policy(r RestartPolicy, max int) Policy {
+	return Policy{Restart: r, MaxRestarts: max, Backoff: testBackoff, StopTimeout: 5 * time.Second}
+}
+
+// run feeds events in order and returns the machine and every action.
+func run(m machine, evs ...event) (machine, []action) {
+	var all []action
+	for _, ev := range evs {
+		var acts []action
+		m, acts = next(m, ev)
+		all = append(all, acts...)
+	}
+	return m, all
+}
+
+func has[T action](acts []action) (T, bool) {
+	for _, a := range acts {
+		if t, ok := a.(T); ok {
+			return t, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+func lastPublish(t *testing.T, acts []action) actPublish {
+	t.Helper()
+	for i := len(acts) - 1; i >= 0; i-- {
+		if p, ok := acts[i].(actPublish); ok {
+			return p
+		}
+	}
+	t.Fatalf("no publish in %v", acts)
+	return actPublish{}
+}
+
+func exit(code int, uptime time.Duration) evExited {
+	return evExited{Status: ExitStatus{Code: code}, Uptime: uptime, Jitter: 0.5}
+}
+
+func TestStartSpawns(t *testing.T) {
+	m, acts := run(machine{policy: policy(RestartNever, -1)}, evStart{}, evSpawned{})
+	if m.state != Running || !m.alive {
+		t.Fatalf("state %v alive %v", m.state, m.alive)
+	}
+	if _, ok := has[actSpawn](acts); !ok {
+		t.Fatal("no spawn")
+	}
+}
+
+func TestExitDecisions(t *testing.T) {
+	tests := []struct {
+		name        string
+		policy      Policy
+		code        int
+		wantState   State
+		wantFinal   bool
+		wantRestart bool
+	}{
+		{"never, success", policy(RestartNever, -1), 0, Succeeded, true, false},
+		{"never, failure", policy(RestartNever, -1), 3, Failed, true, false},
+		{"on-failure, clean exit is not restarted (C21)", policy(RestartOnFailure, -1), 0, Succeeded, true, false},
+		{"on-failure, failure restarts", policy(RestartOnFailure, -1), 1, Failed, false, true},
+		{"always, success restarts", policy(RestartAlways, -1), 0, Succeeded, false, true},
+		{"max 0 means no restart", policy(RestartAlways, 0), 1, Failed, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, acts := run(machine{policy: tt.policy}, evStart{}, evSpawned{}, exit(tt.code, time.Second))
+			p := lastPublish(t, acts)
+			if p.State != tt.wantState || p.Final != tt.wantFinal || m.final != tt.wantFinal {
+				t.Fatalf("got %v final=%v, want %v final=%v", p.State, p.Final, tt.wantState, tt.wantFinal)
+			}
+			if p.Exit == nil || p.Exit.Code != tt.code {
+				t.Fatalf("exit %v", p.Exit)
+			}
+			_, restart := has[actScheduleRestart](acts)
+			if restart != tt.wantRestart {
+				t.Fatalf("restart scheduled = %v", restart)
+			}
+		})
+	}
+}
+
+// C18/C19: delays grow exponentially to the cap, fast or slow crashes alike,
+// and reset only after a stable run.
+func TestBackoffGrowsAndResets(t *testing.T) {
+	m := machine{policy: policy(RestartAlways, -1)}
+	m, _ = run(m, evStart{}, evSpawned{})
+	var delays []time.Duration
+	for _, uptime := range []time.Duration{0, 2 * time.Second, 0, 2 * time.Second, 0, 0, 0} {
+		var acts []action
+		m, acts = run(m, exit(1, uptime))
+		r, ok := has[actScheduleRestart](acts)
+		if !ok {
+			t.Fatal("no restart")
+		}
+		delays = append(delays, r.After)
+		m, _ = run(m, evRestartDue{}, evSpawned{})
+	}
+	want := []time.Duration{100, 200, 400, 800, 1600, 1600, 1600}
+	for i := range want {
+		if delays[i] != want[i]*time.Millisecond {
+			t.Fatalf("delays %v, want %v ms", delays, want)
+		}
+	}
+	_, acts := run(m, exit(1, 11*time.Second))
+	if r, _ := has[actScheduleRestart](acts); r.After != 100*time.Millisecond {
+		t.Fatalf("after a stable run the delay is %v, want the initial 100ms", r.After)
+	}
+}
+
+func TestBackoffJitterStaysInBandAndUnderCap(t *testing.T) {
+	b := Backoff{Initial: time.Second, Max: 10 * time.Second}
+	for _, j := range []float64{0, 0.25, 0.5, 0.999} {
+		d := b.delay(1, j)
+		if d < 1600*time.Millisecond || d > 2400*time.Millisecond {
+			t.Fatalf("jitter %v: delay %v outside 2s±20%%", j, d)
+		}
+		if d := b.delay(20, j); d > b.Max {
+			t.Fatalf("delay %v above cap", d)
+		}
+	}
+	if b.delay(2, 0) == b.delay(2, 0.99) {
+		t.Fatal("jitter has no effect")
+	}
+}
+
+// C20: give up after max restarts in a row, with the last code.
+func TestGiveUpAfterMax(t *testing.T) {
+	m := machine{policy: policy(RestartOnFailure, 2)}
+	m, _ = run(m, evStart{}, evSpawned{})
+	for i := 0; i < 2; i++ {
+		var acts []action
+		m, acts = run(m, exit(5, 0))
+		if _, ok := has[actScheduleRestart](acts); !ok {
+			t.Fatalf("restart %d not scheduled", i+1)
+		}
+		m, _ = run(m, evRestartDue{}, evSpawned{})
+	}
+	m, acts := run(m, exit(7, 0))
+	p := lastPublish(t, acts)
+	if !p.Final || p.State != Failed || p.Exit.Code != 7 || !m.done() {
+		t.Fatalf("got %+v", p)
+	}
+}
+
+// B17: a stop during backoff cancels the restart: no new spawn.
+func TestStopDuringBackoff(t *testing.T) {
+	m := machine{policy: policy(RestartAlways, -1)}
+	m, _ = run(m, evStart{}, evSpawned{}, exit(1, 0))
+	m, acts := run(m, evStop{Signal: syscall.SIGTERM}, evRestartDue{})
+	if _, ok := has[actSpawn](acts); ok {
+		t.Fatal("spawned after stop")
+	}
+	if _, ok := has[actCancelRestart](acts); !ok {
+		t.Fatal("restart not cancelled")
+	}
+	if !m.done() || m.state != Stopped {
+		t.Fatalf("state %v done %v", m.state, m.done())
+	}
+}
+
+// B17: a stop before the job ever started makes it final; it never spawns.
+func TestStopWhileWaitingForDependencies(t *testing.T) {
+	m, acts := run(machine{policy: policy(RestartAlways, -1)}, evStop{Signal: syscall.SIGTERM}, evStart{})
+	if _, ok := has[actSpawn](acts); ok || !m.done() {
+		t.Fatalf("acts %v", acts)
+	}
+}
+
+func TestStopSequence(t *testing.T) {
+	t.Run("signal then kill timer, exit is Stopped and final", func(t *testing.T) {
+		m, _ := run(machine{policy: policy(RestartAlways, -1)}, evStart{}, evSpawned{})
+		m, acts := run(m, evStop{Signal: syscall.SIGINT})
+		if s, _ := has[actSignal](acts); s.Signal != syscall.SIGINT {
+			t.Fatalf("signal %v, want the triggering SIGINT", s.Signal)
+		}
+		if k, _ := has[actArmKill](acts); k.After != 5*time.Second {
+			t.Fatalf("kill timer %v", k.After)
+		}
+		m, acts = run(m, evKillDue{})
+		if _, ok := has[actKill](acts); !ok {
+			t.Fatal("no kill at stopTimeout")
+		}
+		m, acts = run(m, evExited{Status: ExitStatus{Code: 137, Signal: 9}})
+		p := lastPublish(t, acts)
+		if p.State != Stopped || !p.Final || p.Exit.Code != 137 || !m.done() {
+			t.Fatalf("got %+v", p)
+		}
+		if _, ok := has[actScheduleRestart](acts); ok {
+			t.Fatal("restart scheduled during shutdown")
+		}
+	})
+	t.Run("the job's own stopSignal wins", func(t *testing.T) {
+		p := policy(RestartNever, -1)
+		p.StopSignal = syscall.SIGINT
+		m, _ := run(machine{policy: p}, evStart{}, evSpawned{})
+		_, acts := run(m, evStop{Signal: syscall.SIGTERM})
+		if s, _ := has[actSignal](acts); s.Signal != syscall.SIGINT {
+			t.Fatalf("signal %v", s.Signal)
+		}
+	})
+	t.Run("preStop runs before the signal", func(t *testing.T) {
+		p := policy(RestartNever, -1)
+		p.HasPreStop = true
+		m, _ := run(machine{policy: p}, evStart{}, evSpawned{})
+		m, acts := run(m, evStop{Signal: syscall.SIGTERM})
+		if _, ok := has[actSignal](acts); ok {
+			t.Fatal("signal before preStop")
+		}
+		if _, ok := has[actRunPreStop](acts); !ok {
+			t.Fatal("no preStop")
+		}
+		_, acts = run(m, evPreStopped{})
+		if _, ok := has[actSignal](acts); !ok {
+			t.Fatal("no signal after preStop")
+		}
+	})
+	t.Run("a second stop changes nothing (A13)", func(t *testing.T) {
+		m, _ := run(machine{policy: policy(RestartNever, -1)}, evStart{}, evSpawned{}, evStop{Signal: syscall.SIGTERM})
+		_, acts := run(m, evStop{Signal: syscall.SIGTERM})
+		if len(acts) != 0 {
+			t.Fatalf("second stop acted: %v", acts)
+		}
+	})
+}
+
+// A6/C22: a missing binary is a final 127 without a restart loop under
+// "never"; a transient fork failure is retried with backoff.
+func TestSpawnFailures(t *testing.T) {
+	m, acts := run(machine{policy: policy(RestartNever, -1)}, evStart{},
+		evSpawnFailed{Status: ExitStatus{Code: 127}})
+	if p := lastPublish(t, acts); p.State != Failed || !p.Final || p.Exit.Code != 127 || !m.done() {
+		t.Fatalf("got %+v", p)
+	}
+	m, acts = run(machine{policy: policy(RestartNever, -1)}, evStart{},
+		evSpawnFailed{Status: ExitStatus{Code: 1}, Transient: true})
+	if r, ok := has[actScheduleRestart](acts); !ok || r.After <= 0 {
+		t.Fatalf("transient failure not retried: %v", acts)
+	}
+	_, acts = run(m, evRestartDue{})
+	if _, ok := has[actSpawn](acts); !ok {
+		t.Fatal("no retry spawn")
+	}
+}
+
+func TestPeriodic(t *testing.T) {
+	p := policy(RestartNever, -1)
+	p.Every = time.Second
+	p.Timeout = time.Second
+	m, acts := run(machine{policy: p}, evStart{})
+	if tk, ok := has[actStartTicker](acts); !ok || tk.Every != time.Second {
+		t.Fatal("no ticker")
+	}
+	m, acts = run(m, evSpawned{})
+	if a, _ := has[actArmTimeout](acts); a.After != time.Second {
+		t.Fatal("no timeout armed")
+	}
+	m, acts = run(m, evTick{})
+	if _, ok := has[actSpawn](acts); ok {
+		t.Fatal("overlapping run")
+	}
+	m, acts = run(m, evTimeout{})
+	if _, ok := has[actSignal](acts); !ok {
+		t.Fatal("timeout did not stop the run")
+	}
+	m, acts = run(m, evExited{Status: ExitStatus{Code: 143, Signal: 15}})
+	if pub := lastPublish(t, acts); pub.State != Failed || pub.Final {
+		t.Fatalf("got %+v", pub)
+	}
+	_, acts = run(m, evTick{})
+	if _, ok := has[actSpawn](acts); !ok {
+		t.Fatal("next tick did not run")
+	}
+}
+
+func TestForwardOnlyToALiveProcess(t *testing.T) {
+	m := machine{policy: policy(RestartNever, -1)}
+	if _, acts := run(m, evForward{Signal: syscall.SIGHUP}); len(acts) != 0 {
+		t.Fatalf("forwarded with no process: %v", acts)
+	}
+	m, _ = run(m, evStart{}, evSpawned{})
+	_, acts := run(m, evForward{Signal: syscall.SIGHUP})
+	if !reflect.DeepEqual(acts, []action{actSignal{syscall.SIGHUP}}) {
+		t.Fatalf("got %v", acts)
+	}
+}
+
+func TestNeverStart(t *testing.T) {
+	m, acts := run(machine{policy: policy(RestartAlways, -1)}, evNeverStart{})
+	if p := lastPublish(t, acts); p.State != Stopped || !p.Final || !m.done() {
+		t.Fatalf("got %+v", p)
+	}
+}

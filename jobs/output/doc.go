@@ -1,0 +1,33 @@
+// Package output owns the path from a job's stdout and stderr to pilot's
+// (RELIABILITY 39).
+//
+// In raw mode, the default, it owns nothing at run time: the child inherits
+// pilot's own descriptor, so bytes pass through untouched with no copy, no
+// pipe and no goroutine. In prefixed and JSON modes each stream of each run
+// gets a pipe, a reader goroutine and a writer goroutine (see Attachment):
+//
+//   - The reader drains the pipe continuously into a queue bounded by bytes,
+//     so a slow or stalled sink never blocks the child. When the queue is
+//     full, whole lines are dropped and counted (Attachment.Dropped), and a
+//     "pilot: dropped N lines (slow output)" line is emitted once the sink
+//     catches up.
+//   - Lines are not split at 64 KiB: a line is one record up to a cap (1 MiB
+//     by default), and only a longer line is emitted in cap-sized pieces,
+//     each with its own prefix. A trailing '\r' is stripped, and a partial
+//     last line is flushed, with a newline, when the pipe ends.
+//
+// Memory per stream is bounded: the queue, the batch in flight to the sink
+// and the line being gathered come to at most about twice the buffer plus
+// twice the line cap (more in JSON mode, where escaping can make a record up
+// to six times its line). Buffers grown by a burst are let go afterwards.
+//
+// Concurrency contract: a Sink may be shared by any number of Attachments and
+// other writers (pilot's own logger, say). Each write through it is one call
+// under one lock, and Attachments write only whole lines, so their lines
+// never interleave mid-line with anything written through the same Sink.
+// Raw children are outside that promise: they write to the descriptor
+// directly. An Attachment is driven by one goroutine (Attach, Started, then
+// Finish or Abort, once each); Dropped may be called from anywhere. Finish
+// is bounded by its timeout even when a grandchild keeps the pipe open, and
+// the reader goroutine is gone when it returns.
+package output

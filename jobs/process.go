@@ -1,0 +1,202 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nodepilot/pilot/jobs/output"
+)
+
+// process is one run of a job: the leader of its own process group.
+type process struct {
+	cmd     *exec.Cmd
+	pid     int
+	pgid    int
+	started time.Time
+	// finishOutput waits (bounded) for the output pipes to drain.
+	finishOutput func()
+}
+
+// outputDrainTimeout bounds how long pilot keeps reading a finished run's
+// output: a grandchild holding the pipe open must not hold up pilot.
+const outputDrainTimeout = 2 * time.Second
+
+func (j *Job) start() (*process, error) {
+	path, err := lookPath(j.spec.Argv[0], j.spec.Env)
+	if err != nil {
+		return nil, err
+	}
+	cmd := &exec.Cmd{
+		Path:  path,
+		Args:  j.spec.Argv,
+		Dir:   j.spec.Dir,
+		Env:   j.spec.Env,
+		Stdin: j.spec.Stdin,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setpgid:    true,
+			Credential: j.spec.Credential,
+		},
+	}
+	if j.spec.Foreground && j.spec.Stdin != nil {
+		cmd.SysProcAttr.Foreground = true
+		cmd.SysProcAttr.Ctty = int(j.spec.Stdin.Fd())
+	}
+	stdout, err := j.stdout.Attach(j.spec.Output, j.spec.Name, "stdout")
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := j.stderr.Attach(j.spec.Output, j.spec.Name, "stderr")
+	if err != nil {
+		stdout.Abort()
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = stdout.Child, stderr.Child
+	started := time.Now()
+	if err := j.reaper.Start(cmd); err != nil {
+		stdout.Abort()
+		stderr.Abort()
+		return nil, err
+	}
+	stdout.Started()
+	stderr.Started()
+	pid := cmd.Process.Pid
+	return &process{
+		cmd:     cmd,
+		pid:     pid,
+		pgid:    pid,
+		started: started,
+		finishOutput: func() {
+			var wg sync.WaitGroup
+			for _, a := range []*output.Attachment{stdout, stderr} {
+				wg.Go(func() {
+					if err := a.Finish(outputDrainTimeout); err != nil {
+						j.log.Warn("stopped reading the job's output: a descendant still holds it open", "err", err)
+					}
+				})
+			}
+			wg.Wait()
+		},
+	}, nil
+}
+
+// signal sends sig to the whole process group, so that a shell wrapper's
+// children (RELIABILITY 7) get it too.
+func (p *process) signal(sig syscall.Signal) {
+	if err := unix.Kill(-p.pgid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		_ = unix.Kill(p.pid, sig)
+	}
+}
+
+func (p *process) wait(r *Reaper) ExitStatus {
+	return exitStatus(r.Wait(p.cmd))
+}
+
+// exitStatus turns cmd.Wait's result into a shell-style code.
+func exitStatus(err error) ExitStatus {
+	if err == nil {
+		return ExitStatus{}
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return ExitStatus{Code: 128 + int(ws.Signal()), Signal: int(ws.Signal())}
+		}
+		return ExitStatus{Code: ee.ExitCode()}
+	}
+	return ExitStatus{Code: 1, Err: err}
+}
+
+// classifyStartError maps a failed start to the shell's codes — 127 for a
+// command that is not there, 126 for one that cannot run — or reports it as
+// transient (out of processes, memory or descriptors), to be retried.
+func classifyStartError(err error) (ExitStatus, bool) {
+	for _, e := range []error{unix.EAGAIN, unix.ENOMEM, unix.EMFILE, unix.ENFILE} {
+		if errors.Is(err, e) {
+			return ExitStatus{Code: 1, Err: err}, true
+		}
+	}
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		return ExitStatus{Code: 127, Err: err}, false
+	}
+	return ExitStatus{Code: 126, Err: err}, false
+}
+
+// lookPath resolves a bare command name in the PATH of the job's own
+// environment, which may differ from pilot's.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		candidate := filepath.Join(dir, name)
+		if fi, err := os.Stat(candidate); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return candidate, nil
+		}
+	}
+	return "", fmt.Errorf("exec %q: %w in PATH %q", name, exec.ErrNotFound, path)
+}
+
+// runHook runs a preStop or postStop hook to completion, killing its
+// process group at the hook's timeout.
+func (j *Job) runHook(ctx context.Context, which string, h *Hook) {
+	if h == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
+	defer cancel()
+	log := j.log.With("hook", which)
+	path, err := lookPath(h.Argv[0], j.spec.Env)
+	if err != nil {
+		log.Error("hook cannot start", "err", err)
+		return
+	}
+	cmd := exec.CommandContext(ctx, path)
+	cmd.Args = h.Argv
+	cmd.Dir, cmd.Env = j.spec.Dir, j.spec.Env
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: j.spec.Credential}
+	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
+	log.Info("running hook")
+	start := time.Now()
+	if err := j.reaper.Start(cmd); err != nil {
+		log.Error("hook cannot start", "err", err)
+		return
+	}
+	status := exitStatus(j.reaper.Wait(cmd))
+	switch {
+	case ctx.Err() == context.DeadlineExceeded:
+		log.Warn("hook killed at its timeout", "timeout", h.Timeout)
+	case !status.Success():
+		log.Warn("hook failed", "code", status.Code, "took", time.Since(start))
+	default:
+		log.Info("hook done", "took", time.Since(start))
+	}
+}
+
+// RunPostStop runs the postStop hook if the job ever ran; pilot calls it
+// after the job has stopped and the final sweep is done.
+func (j *Job) RunPostStop(ctx context.Context) {
+	if j.spec.PostStop != nil && j.Status().Runs > 0 {
+		j.runHook(ctx, "postStop", j.spec.PostStop)
+	}
+}

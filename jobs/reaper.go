@@ -1,0 +1,269 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Reaper collects every orphan that ends up as pilot's child without ever
+// stealing the exit status of a process pilot started itself.
+//
+// A plain wait4(-1) loop races os/exec's cmd.Wait (ContainerPilot #439,
+// containerd #246): whoever waits first gets the status. Here every process
+// pilot starts goes through Reaper.Start, which registers its pid, and the
+// reaper waits only on children it does not know, pid by pid. Start holds
+// startMu for reading across fork and registration, and a scan holds it for
+// writing, so a scan never sees a child that is started but not yet known.
+type Reaper struct {
+	log  *slog.Logger
+	self int
+
+	startMu sync.RWMutex
+	mu      sync.Mutex
+	ours    map[int]struct{}
+
+	kick   chan struct{}
+	reaped uint64 // guarded by startMu (written only during a scan)
+}
+
+func NewReaper(log *slog.Logger) *Reaper {
+	return &Reaper{
+		log:  log,
+		self: os.Getpid(),
+		ours: make(map[int]struct{}),
+		kick: make(chan struct{}, 1),
+	}
+}
+
+// BecomeSubreaper makes orphaned descendants re-parent to pilot when it is
+// not PID 1, so that it can reap them and find them at shutdown.
+func BecomeSubreaper() error {
+	if os.Getpid() == 1 {
+		return nil
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("set child subreaper: %w", err)
+	}
+	return nil
+}
+
+// Start starts cmd and records its pid as pilot's own.
+func (r *Reaper) Start(cmd *exec.Cmd) error {
+	r.startMu.RLock()
+	defer r.startMu.RUnlock()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.ours[cmd.Process.Pid] = struct{}{}
+	r.mu.Unlock()
+	return nil
+}
+
+// Wait waits for a cmd started with Start and forgets its pid.
+func (r *Reaper) Wait(cmd *exec.Cmd) error {
+	err := cmd.Wait()
+	r.mu.Lock()
+	delete(r.ours, cmd.Process.Pid)
+	r.mu.Unlock()
+	// An orphan that died while its pid was still listed as ours (pid reuse)
+	// was skipped by the last scan and will send no further SIGCHLD.
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// Run reaps orphans on every SIGCHLD until ctx ends.
+func (r *Reaper) Run(ctx context.Context) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGCHLD)
+	defer signal.Stop(sigs)
+	for {
+		r.reapOrphans()
+		select {
+		case <-ctx.Done():
+			return
+		case <-sigs:
+		case <-r.kick:
+		}
+	}
+}
+
+// Reaped returns how many orphans have been reaped so far.
+func (r *Reaper) Reaped() uint64 {
+	r.startMu.RLock()
+	defer r.startMu.RUnlock()
+	return r.reaped
+}
+
+func (r *Reaper) reapOrphans() {
+	r.startMu.Lock()
+	defer r.startMu.Unlock()
+	for _, pid := range children(r.self) {
+		r.mu.Lock()
+		_, ours := r.ours[pid]
+		r.mu.Unlock()
+		if ours {
+			continue
+		}
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		if err == nil && got == pid {
+			r.reaped++
+		}
+	}
+}
+
+// Sweep ends every process still descending from pilot — daemons, setsid
+// escapees, children of jobs that already exited: SIGTERM first, SIGKILL to
+// whatever is left after grace. It returns once none is left or ctx ends,
+// with the number of processes signalled and killed.
+func (r *Reaper) Sweep(ctx context.Context, grace time.Duration) (termed, killed int) {
+	left := descendants(r.self)
+	if len(left) == 0 {
+		return 0, 0
+	}
+	for _, pid := range left {
+		_ = unix.Kill(pid, unix.SIGTERM)
+	}
+	termed = len(left)
+	r.log.Info("sweep: sent SIGTERM to leftover processes", "count", termed, "pids", left)
+	graceEnds := time.NewTimer(grace)
+	defer graceEnds.Stop()
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return termed, killed
+		case <-graceEnds.C:
+			rest := descendants(r.self)
+			for _, pid := range rest {
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
+			if len(rest) > 0 {
+				killed = len(rest)
+				r.log.Warn("sweep: sent SIGKILL to processes that outlived SIGTERM", "count", killed, "pids", rest)
+			}
+		case <-poll.C:
+		}
+		r.reapOrphans()
+		if len(descendants(r.self)) == 0 {
+			return termed, killed
+		}
+	}
+}
+
+// children lists the pids whose parent is pid, from the kernel's per-thread
+// children lists; orphans can be re-parented to any thread of pilot.
+func children(pid int) []int {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, t := range tasks {
+		data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", t.Name(), "children"))
+		if errors.Is(err, os.ErrNotExist) {
+			return childrenFromStat(pid) // kernel without CONFIG_PROC_CHILDREN
+		}
+		for _, f := range bytes.Fields(data) {
+			if n, err := strconv.Atoi(string(f)); err == nil {
+				pids = append(pids, n)
+			}
+		}
+	}
+	return pids
+}
+
+func childrenFromStat(pid int) []int {
+	var pids []int
+	for _, p := range processTable() {
+		if p.ppid == pid {
+			pids = append(pids, p.pid)
+		}
+	}
+	return pids
+}
+
+// descendants lists the live (non-zombie) processes below pid.
+func descendants(pid int) []int {
+	table := processTable()
+	kids := make(map[int][]proc)
+	for _, p := range table {
+		kids[p.ppid] = append(kids[p.ppid], p)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		parent := queue[0]
+		queue = queue[1:]
+		for _, c := range kids[parent] {
+			queue = append(queue, c.pid)
+			if c.state != 'Z' {
+				out = append(out, c.pid)
+			}
+		}
+	}
+	return out
+}
+
+type proc struct {
+	pid, ppid int
+	state     byte
+}
+
+func processTable() []proc {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var table []proc
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if p, ok := readStat(pid); ok {
+			table = append(table, p)
+		}
+	}
+	return table
+}
+
+// readStat parses "pid (comm) S ppid …"; comm may hold spaces and parentheses,
+// so the fields are taken after the last ')'.
+func readStat(pid int) (proc, bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return proc{}, false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return proc{}, false
+	}
+	fields := bytes.Fields(data[i+1:])
+	if len(fields) < 2 || len(fields[0]) != 1 {
+		return proc{}, false
+	}
+	ppid, err := strconv.Atoi(string(fields[1]))
+	if err != nil {
+		return proc{}, false
+	}
+	return proc{pid: pid, ppid: ppid, state: fields[0][0]}, true
+}

@@ -1,0 +1,48 @@
+package jobs
+
+import (
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/nodepilot/pilot/jobs/output"
+)
+
+// Spec is everything a Job needs to run, resolved from a valid config: no
+// names left to look up, no defaults left to fill.
+type Spec struct {
+	Name string
+	// Argv is the command; the shell form arrives as ["/bin/sh", "-c", …].
+	Argv []string
+	Dir  string
+	// Env is the complete environment of the process.
+	Env        []string
+	Credential *syscall.Credential
+	// Main marks the job whose end ends pilot.
+	Main bool
+	// Stdin is handed to the process; nil means /dev/null.
+	Stdin *os.File
+	// Foreground gives the job's process group the controlling terminal
+	// (Stdin), so that ^C reaches the app directly, as under tini.
+	Foreground bool
+	Output     output.Mode
+	After      []Dependency
+	Policy     Policy
+	PreStop    *Hook
+	PostStop   *Hook
+	// Forward lists the signals pilot passes on to the job's group.
+	Forward []syscall.Signal
+}
+
+// Dependency makes a job wait until another job has reached a state.
+type Dependency struct {
+	Job   string
+	State State
+}
+
+// Hook is a command run around a job's stop, in its own process group,
+// killed with that group at Timeout.
+type Hook struct {
+	Argv    []string
+	Timeout time.Duration
+}

@@ -1,0 +1,241 @@
+package pilot
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/user"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/jobs/output"
+	"github.com/nodepilot/pilot/pilot/config"
+)
+
+// ConfigError is a configuration fault found while building runtime objects
+// from a validated config — an unknown user, say. It maps to exit code 2.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+var dependencyStates = map[string]jobs.State{
+	"started":   jobs.Running,
+	"healthy":   jobs.Healthy,
+	"succeeded": jobs.Succeeded,
+	"failed":    jobs.Failed,
+	"stopped":   jobs.Stopped,
+}
+
+var restartPolicies = map[string]jobs.RestartPolicy{
+	"never":      jobs.RestartNever,
+	"on-failure": jobs.RestartOnFailure,
+	"always":     jobs.RestartAlways,
+}
+
+// BuildSpecs turns a validated config (defaults already filled in) into job
+// specs. environ is pilot's own environment, which every job inherits.
+func BuildSpecs(cfg config.Config, environ []string) ([]jobs.Spec, error) {
+	var errs []error
+	specs := make([]jobs.Spec, 0, len(cfg.Jobs))
+	for i, jc := range cfg.Jobs {
+		spec, err := buildSpec(jc, environ)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("jobs[%d].%w", i, err))
+			continue
+		}
+		specs = append(specs, spec)
+	}
+	if len(errs) > 0 {
+		return nil, &ConfigError{errors.Join(errs...)}
+	}
+	return specs, nil
+}
+
+func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
+	cred, err := resolveUser(jc.User)
+	if err != nil {
+		return jobs.Spec{}, fmt.Errorf("user: %w", err)
+	}
+	mode, err := output.ParseMode(jc.Output)
+	if err != nil {
+		return jobs.Spec{}, fmt.Errorf("output: %w", err)
+	}
+	stopSignal, err := optionalSignal(jc.StopSignal)
+	if err != nil {
+		return jobs.Spec{}, fmt.Errorf("stopSignal: %w", err)
+	}
+	spec := jobs.Spec{
+		Name:       jc.Name,
+		Argv:       command(jc.Exec, jc.Shell),
+		Dir:        jc.Dir,
+		Env:        mergeEnv(environ, jc.Env),
+		Credential: cred,
+		Main:       jc.Main,
+		Output:     mode,
+		Policy: jobs.Policy{
+			Restart:     restartPolicies[jc.Restart.Policy],
+			MaxRestarts: -1,
+			Backoff: jobs.Backoff{
+				Initial:    jc.Restart.Backoff.Initial,
+				Max:        jc.Restart.Backoff.Max,
+				ResetAfter: jc.Restart.Backoff.ResetAfter,
+			},
+			Every:       jc.Every,
+			Timeout:     jc.Timeout,
+			StopSignal:  stopSignal,
+			StopTimeout: jc.StopTimeout,
+			HasPreStop:  jc.PreStop != nil,
+		},
+		PreStop:  hook(jc.PreStop),
+		PostStop: hook(jc.PostStop),
+	}
+	if jc.Restart.Max != nil {
+		spec.Policy.MaxRestarts = *jc.Restart.Max
+	}
+	for _, d := range jc.After {
+		spec.After = append(spec.After, jobs.Dependency{Job: d.Job, State: dependencyStates[d.State]})
+	}
+	for _, name := range jc.ForwardSignals {
+		sig, err := config.ParseSignal(name)
+		if err != nil {
+			return jobs.Spec{}, fmt.Errorf("forwardSignals: %w", err)
+		}
+		spec.Forward = append(spec.Forward, sig)
+	}
+	return spec, nil
+}
+
+func command(exec []string, shell string) []string {
+	if shell != "" {
+		return []string{"/bin/sh", "-c", shell}
+	}
+	return slices.Clone(exec)
+}
+
+func hook(h *config.Hook) *jobs.Hook {
+	if h == nil {
+		return nil
+	}
+	return &jobs.Hook{Argv: command(h.Exec, h.Shell), Timeout: h.Timeout}
+}
+
+func optionalSignal(name string) (syscall.Signal, error) {
+	if name == "" {
+		return 0, nil
+	}
+	return config.ParseSignal(name)
+}
+
+// mergeEnv returns environ with the job's variables set over it, in a
+// stable order.
+func mergeEnv(environ []string, env map[string]string) []string {
+	out := make([]string, 0, len(environ)+len(env))
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, overridden := env[k]; !overridden {
+			out = append(out, kv)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// resolveUser reads "user", "uid", "user:group" or "uid:gid". A uid with no
+// passwd entry runs with gid 0, as under `docker run --user`.
+func resolveUser(spec string) (*syscall.Credential, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	name, group, hasGroup := strings.Cut(spec, ":")
+	cred := &syscall.Credential{}
+	u, err := lookupUser(name)
+	switch {
+	case err == nil:
+		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
+		if !hasGroup {
+			cred.Groups = supplementaryGroups(u)
+		}
+	case isNumber(name):
+		uid, _ := strconv.ParseUint(name, 10, 32)
+		cred.Uid = uint32(uid)
+	default:
+		return nil, fmt.Errorf("unknown user %q", name)
+	}
+	if hasGroup {
+		gid, err := lookupGroup(group)
+		if err != nil {
+			return nil, err
+		}
+		cred.Gid = gid
+	}
+	if cred.Groups == nil {
+		cred.Groups = []uint32{} // drop pilot's own supplementary groups
+	}
+	// Only root may set groups; an unprivileged pilot can still run a job as
+	// itself.
+	cred.NoSetGroups = os.Geteuid() != 0
+	return cred, nil
+}
+
+func lookupUser(name string) (*user.User, error) {
+	if isNumber(name) {
+		return user.LookupId(name)
+	}
+	return user.Lookup(name)
+}
+
+func lookupGroup(name string) (uint32, error) {
+	if isNumber(name) {
+		gid, err := strconv.ParseUint(name, 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("invalid gid %q", name)
+		}
+		return uint32(gid), nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("unknown group %q", name)
+	}
+	gid, _ := strconv.ParseUint(g.Gid, 10, 32)
+	return uint32(gid), nil
+}
+
+func supplementaryGroups(u *user.User) []uint32 {
+	ids, err := u.GroupIds()
+	if err != nil {
+		return nil
+	}
+	groups := make([]uint32, 0, len(ids))
+	for _, id := range ids {
+		if gid, err := strconv.ParseUint(id, 10, 32); err == nil {
+			groups = append(groups, uint32(gid))
+		}
+	}
+	return groups
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
+}
+
+// controllingTTY reports whether f is pilot's controlling terminal, the
+// only kind of terminal a job's group can be put in the foreground of.
+func controllingTTY(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	_, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return err == nil
+}

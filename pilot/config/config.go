@@ -1,0 +1,76 @@
+package config
+
+import "time"
+
+// Config is the raw, decoded configuration file. It holds input only: no
+// defaults are filled in here and nothing live. Load decodes it, Validate
+// checks it, and pilot builds runtime objects from a valid Config.
+type Config struct {
+	Log Log `mapstructure:"log"`
+	// StopTimeout bounds the whole shutdown sequence. Zero means the default.
+	StopTimeout time.Duration `mapstructure:"stopTimeout"`
+	Jobs        []Job         `mapstructure:"jobs"`
+}
+
+// Log configures pilot's own log (never the children's output).
+type Log struct {
+	Level  string `mapstructure:"level"`  // debug | info | warn | error
+	Format string `mapstructure:"format"` // text | json
+}
+
+// Job is one supervised command.
+type Job struct {
+	Name  string   `mapstructure:"name"`
+	Exec  []string `mapstructure:"exec"`  // argv form
+	Shell string   `mapstructure:"shell"` // run by /bin/sh -c
+	Main  bool     `mapstructure:"main"`
+	Dir   string   `mapstructure:"dir"`
+	// User is a user name, a uid, or "uid:gid" / "name:group".
+	User string            `mapstructure:"user"`
+	Env  map[string]string `mapstructure:"env"` // keys keep their case
+	// After lists the states of other jobs this job waits for.
+	After   []Dependency  `mapstructure:"after"`
+	Every   time.Duration `mapstructure:"every"`
+	Timeout time.Duration `mapstructure:"timeout"`
+	Restart Restart       `mapstructure:"restart"`
+	// StopSignal is a signal name such as "SIGTERM" or "TERM"; empty means
+	// the signal that started the shutdown (TERM or INT), else SIGTERM.
+	StopSignal  string        `mapstructure:"stopSignal"`
+	StopTimeout time.Duration `mapstructure:"stopTimeout"`
+	PreStop     *Hook         `mapstructure:"preStop"`
+	PostStop    *Hook         `mapstructure:"postStop"`
+	Output      string        `mapstructure:"output"` // raw | prefixed | json
+	// ForwardSignals names the signals pilot passes on to this job's process
+	// group when pilot receives them (SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT,
+	// SIGWINCH, SIGALRM).
+	ForwardSignals []string `mapstructure:"forwardSignals"`
+}
+
+// Dependency makes a job wait until another job has reached a state.
+type Dependency struct {
+	Job   string `mapstructure:"job"`
+	State string `mapstructure:"state"` // started | healthy | succeeded | failed | stopped
+}
+
+// Restart is a job's restart policy.
+type Restart struct {
+	Policy string `mapstructure:"policy"` // never | on-failure | always
+	// Max is the number of restarts allowed; nil means unlimited.
+	Max     *int    `mapstructure:"max"`
+	Backoff Backoff `mapstructure:"backoff"`
+}
+
+// Backoff shapes the delay before each restart: it starts at Initial, doubles
+// up to Max (with jitter), and resets once a run has stayed up ResetAfter.
+type Backoff struct {
+	Initial    time.Duration `mapstructure:"initial"`
+	Max        time.Duration `mapstructure:"max"`
+	ResetAfter time.Duration `mapstructure:"resetAfter"`
+}
+
+// Hook is a command run around a job's stop.
+type Hook struct {
+	Exec    []string      `mapstructure:"exec"`
+	Shell   string        `mapstructure:"shell"`
+	Timeout time.Duration `mapstructure:"timeout"`
+}

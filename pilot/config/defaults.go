@@ -1,0 +1,121 @@
+package config
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Defaults for what a config leaves out.
+const (
+	DefaultLogLevel  = "info"
+	DefaultLogFormat = "text"
+	// DefaultStopTimeout bounds the whole shutdown; it fits inside the 10 s
+	// that `docker stop` waits before it sends SIGKILL itself.
+	DefaultStopTimeout = 9 * time.Second
+	// DefaultJobStopTimeout leaves pilot a second of the top-level budget to
+	// run the rest of the shutdown after the slowest job.
+	DefaultJobStopTimeout    = 8 * time.Second
+	DefaultRestartPolicy     = "never"
+	DefaultBackoffInitial    = 200 * time.Millisecond
+	DefaultBackoffMax        = 30 * time.Second
+	DefaultBackoffResetAfter = 30 * time.Second
+	DefaultHookTimeout       = 5 * time.Second
+	DefaultOutput            = "raw"
+	MinEvery                 = 100 * time.Millisecond
+)
+
+// WithDefaults returns a deep copy of c with every default filled in; c and
+// the slices, maps and pointers it holds are left untouched. Call it on a
+// valid config.
+//
+// Two defaults bend to what the user did write, so that a default never
+// makes a config invalid: a job's stopTimeout defaults to 8s but at most the
+// top-level stopTimeout, and backoff.initial to 200ms but at most
+// backoff.max. A periodic job's timeout defaults to its period. Restart.Max
+// stays nil (unlimited) and StopSignal stays "" (the signal that started the
+// shutdown).
+func (c Config) WithDefaults() Config {
+	out := c
+	out.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
+	out.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)
+	out.StopTimeout = c.effectiveStopTimeout()
+	if c.Jobs != nil {
+		out.Jobs = make([]Job, len(c.Jobs))
+		for i, job := range c.Jobs {
+			out.Jobs[i] = job.withDefaults(out.StopTimeout)
+		}
+	}
+	return out
+}
+
+func (j Job) withDefaults(topStopTimeout time.Duration) Job {
+	out := j
+	out.Exec = slices.Clone(j.Exec)
+	out.Env = maps.Clone(j.Env)
+	out.After = slices.Clone(j.After)
+	out.ForwardSignals = slices.Clone(j.ForwardSignals)
+	if j.Every > 0 && j.Timeout == 0 {
+		out.Timeout = j.Every
+	}
+	out.Restart = j.Restart.withDefaults()
+	out.StopTimeout = j.effectiveStopTimeout(topStopTimeout)
+	out.PreStop = j.PreStop.withDefaults()
+	out.PostStop = j.PostStop.withDefaults()
+	out.Output = cmp.Or(j.Output, DefaultOutput)
+	return out
+}
+
+func (r Restart) withDefaults() Restart {
+	out := r
+	if r.Max != nil {
+		limit := *r.Max
+		out.Max = &limit
+	}
+	out.Policy = cmp.Or(r.Policy, DefaultRestartPolicy)
+	out.Backoff.Max = r.Backoff.effectiveMax()
+	if r.Backoff.Initial == 0 {
+		out.Backoff.Initial = min(DefaultBackoffInitial, out.Backoff.Max)
+	}
+	if r.Backoff.ResetAfter == 0 {
+		out.Backoff.ResetAfter = DefaultBackoffResetAfter
+	}
+	return out
+}
+
+func (h *Hook) withDefaults() *Hook {
+	if h == nil {
+		return nil
+	}
+	out := *h
+	out.Exec = slices.Clone(h.Exec)
+	if h.Timeout == 0 {
+		out.Timeout = DefaultHookTimeout
+	}
+	return &out
+}
+
+// The effective values below are shared by WithDefaults and Validate, which
+// checks explicit settings against them.
+
+func (c *Config) effectiveStopTimeout() time.Duration {
+	if c.StopTimeout == 0 {
+		return DefaultStopTimeout
+	}
+	return c.StopTimeout
+}
+
+func (j *Job) effectiveStopTimeout(topStopTimeout time.Duration) time.Duration {
+	if j.StopTimeout == 0 {
+		return min(DefaultJobStopTimeout, topStopTimeout)
+	}
+	return j.StopTimeout
+}
+
+func (b *Backoff) effectiveMax() time.Duration {
+	if b.Max == 0 {
+		return DefaultBackoffMax
+	}
+	return b.Max
+}

@@ -1,0 +1,104 @@
+package config
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestWithDefaults(t *testing.T) {
+	raw := Config{Jobs: []Job{
+		{Name: "app", Exec: []string{"node"}, PreStop: &Hook{Shell: "x"}},
+		{Name: "tick", Shell: "x", Every: time.Minute},
+		{
+			Name: "explicit", Shell: "x", Every: time.Minute, Timeout: 5 * time.Second,
+			Restart:     Restart{Policy: "always", Max: intp(2), Backoff: Backoff{Initial: time.Second, Max: 2 * time.Second, ResetAfter: time.Hour}},
+			StopSignal:  "SIGINT",
+			StopTimeout: 3 * time.Second,
+			PostStop:    &Hook{Shell: "y", Timeout: time.Second},
+			Output:      "json",
+		},
+		{Name: "short-backoff", Shell: "x", Restart: Restart{Backoff: Backoff{Max: 50 * time.Millisecond}}},
+	}}
+	want := Config{
+		Log:         Log{Level: "info", Format: "text"},
+		StopTimeout: 9 * time.Second,
+		Jobs: []Job{
+			{
+				Name: "app", Exec: []string{"node"},
+				Restart:     Restart{Policy: "never", Backoff: Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, ResetAfter: 30 * time.Second}},
+				StopTimeout: 8 * time.Second,
+				PreStop:     &Hook{Shell: "x", Timeout: 5 * time.Second},
+				Output:      "raw",
+			},
+			{
+				Name: "tick", Shell: "x", Every: time.Minute, Timeout: time.Minute,
+				Restart:     Restart{Policy: "never", Backoff: Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, ResetAfter: 30 * time.Second}},
+				StopTimeout: 8 * time.Second,
+				Output:      "raw",
+			},
+			raw.Jobs[2],
+			{
+				Name: "short-backoff", Shell: "x",
+				Restart:     Restart{Policy: "never", Backoff: Backoff{Initial: 50 * time.Millisecond, Max: 50 * time.Millisecond, ResetAfter: 30 * time.Second}},
+				StopTimeout: 8 * time.Second,
+				Output:      "raw",
+			},
+		},
+	}
+	if got := raw.WithDefaults(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func TestWithDefaultsCapsJobStopTimeout(t *testing.T) {
+	raw := Config{StopTimeout: 5 * time.Second, Jobs: []Job{{Name: "a", Shell: "x"}, {Name: "b", Shell: "x", StopTimeout: 2 * time.Second}}}
+	got := raw.WithDefaults()
+	if got.Jobs[0].StopTimeout != 5*time.Second || got.Jobs[1].StopTimeout != 2*time.Second {
+		t.Errorf("job stop timeouts %v, %v", got.Jobs[0].StopTimeout, got.Jobs[1].StopTimeout)
+	}
+}
+
+func TestWithDefaultsKeepsUnlimitedAndInheritedSignal(t *testing.T) {
+	got := Config{Jobs: []Job{{Name: "a", Shell: "x"}}}.WithDefaults()
+	if got.Jobs[0].Restart.Max != nil || got.Jobs[0].StopSignal != "" {
+		t.Errorf("max %v, stop signal %q", got.Jobs[0].Restart.Max, got.Jobs[0].StopSignal)
+	}
+	if (Config{}).WithDefaults().Jobs != nil {
+		t.Error("no jobs became an empty list")
+	}
+}
+
+// WithDefaults shares nothing mutable with its receiver.
+func TestWithDefaultsDoesNotShare(t *testing.T) {
+	fresh := func() Config {
+		return Config{Jobs: []Job{{
+			Name: "a", Exec: []string{"node", "x"},
+			Env:            map[string]string{"K": "v"},
+			After:          []Dependency{{Job: "b", State: "started"}},
+			Restart:        Restart{Max: intp(3)},
+			PreStop:        &Hook{Exec: []string{"pre"}},
+			PostStop:       &Hook{Shell: "post"},
+			ForwardSignals: []string{"HUP"},
+		}, {Name: "b", Shell: "y"}}}
+	}
+	raw := fresh()
+	got := raw.WithDefaults()
+	if !reflect.DeepEqual(raw, fresh()) {
+		t.Fatalf("the receiver changed: %+v", raw)
+	}
+
+	job := &got.Jobs[0]
+	job.Exec[0] = "changed"
+	job.Env["K"] = "changed"
+	job.After[0].Job = "changed"
+	*job.Restart.Max = 99
+	job.PreStop.Exec[0] = "changed"
+	job.PreStop.Timeout = time.Hour
+	job.PostStop.Shell = "changed"
+	job.ForwardSignals[0] = "changed"
+	got.Jobs[1].Name = "changed"
+	if !reflect.DeepEqual(raw, fresh()) {
+		t.Errorf("changing the copy changed the receiver: %+v", raw)
+	}
+}

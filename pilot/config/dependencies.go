@@ -1,0 +1,95 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// validateDependencies checks each job's after: entries and looks for
+// cycles, which would leave every job on them waiting forever. firstNamed
+// maps a job name to the index of the first job with that name.
+func validateDependencies(p *problems, jobs []Job, firstNamed map[string]int) {
+	waitsOn := make([][]int, len(jobs))
+	for i := range jobs {
+		job := &jobs[i]
+		for k, dep := range job.After {
+			path := fmt.Sprintf("jobs[%d].after[%d]", i, k)
+			target, known := firstNamed[dep.Job]
+			switch {
+			case dep.Job == "":
+				p.add(path+".job", "required")
+			case dep.Job == job.Name:
+				p.add(path+".job", "a job cannot wait for itself")
+			case !known:
+				p.add(path+".job", "unknown job %s", quote(dep.Job))
+			default:
+				waitsOn[i] = append(waitsOn[i], target)
+			}
+			switch dep.State {
+			case "started", "succeeded", "failed", "stopped":
+			case "healthy":
+				// Until jobs have health checks no job can become healthy,
+				// so waiting for it would wait forever.
+				p.add(path+".state", "job %s has no health check (health checks are not supported yet)", quote(dep.Job))
+			case "":
+				p.add(path+".state", "required (one of %s)", dependencyStates)
+			default:
+				p.add(path+".state", "%s must be one of %s", quote(dep.State), dependencyStates)
+			}
+		}
+	}
+	for _, cycle := range dependencyCycles(waitsOn) {
+		names := make([]string, 0, len(cycle)+1)
+		for _, i := range cycle {
+			names = append(names, jobs[i].Name)
+		}
+		names = append(names, jobs[cycle[0]].Name)
+		p.add("jobs", "dependency cycle: %s", strings.Join(names, " → "))
+	}
+}
+
+const dependencyStates = "started, healthy, succeeded, failed, stopped"
+
+// dependencyCycles finds cycles in the waits-on graph (job index → indexes
+// of the jobs it waits for) by depth-first search. Each cycle is returned
+// once, as job indexes starting from its lowest.
+func dependencyCycles(waitsOn [][]int) [][]int {
+	const (
+		unvisited = iota
+		onPath
+		finished
+	)
+	state := make([]int, len(waitsOn))
+	var path []int
+	var cycles [][]int
+	var visit func(int)
+	visit = func(v int) {
+		state[v] = onPath
+		path = append(path, v)
+		for _, w := range waitsOn[v] {
+			switch state[w] {
+			case unvisited:
+				visit(w)
+			case onPath:
+				cycle := rotateToLowest(path[slices.Index(path, w):])
+				if !slices.ContainsFunc(cycles, func(c []int) bool { return slices.Equal(c, cycle) }) {
+					cycles = append(cycles, cycle)
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		state[v] = finished
+	}
+	for v := range waitsOn {
+		if state[v] == unvisited {
+			visit(v)
+		}
+	}
+	return cycles
+}
+
+func rotateToLowest(cycle []int) []int {
+	lowest := slices.Index(cycle, slices.Min(cycle))
+	return slices.Concat(cycle[lowest:], cycle[:lowest])
+}

@@ -1,0 +1,406 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The same config in each format decodes to the same Config.
+func TestParseFormats(t *testing.T) {
+	max := 3
+	want := &Config{
+		Log:         Log{Level: "debug", Format: "json"},
+		StopTimeout: 9 * time.Second,
+		Jobs: []Job{{
+			Name:           "app",
+			Exec:           []string{"node", "server.js"},
+			Main:           true,
+			Env:            map[string]string{"NODE_ENV": "production", "lower": "y", "MixedCase": "z"},
+			After:          []Dependency{{Job: "migrate", State: "succeeded"}},
+			Restart:        Restart{Policy: "on-failure", Max: &max, Backoff: Backoff{Initial: 500 * time.Millisecond}},
+			StopTimeout:    1500 * time.Millisecond,
+			PreStop:        &Hook{Shell: "sleep 1", Timeout: time.Second},
+			ForwardSignals: []string{"SIGHUP"},
+		}},
+	}
+	docs := map[string]string{
+		"yaml": `
+log: {level: debug, format: json}
+stopTimeout: 9s
+jobs:
+  - name: app
+    exec: [node, server.js]
+    main: true
+    env: {NODE_ENV: production, lower: y, MixedCase: z}
+    after: [{job: migrate, state: succeeded}]
+    restart: {policy: on-failure, max: 3, backoff: {initial: 500ms}}
+    stopTimeout: 1.5s
+    preStop: {shell: sleep 1, timeout: 1s}
+    forwardSignals: [SIGHUP]
+`,
+		"json": `{
+  "log": {"level": "debug", "format": "json"},
+  "stopTimeout": "9s",
+  "jobs": [{
+    "name": "app", "exec": ["node", "server.js"], "main": true,
+    "env": {"NODE_ENV": "production", "lower": "y", "MixedCase": "z"},
+    "after": [{"job": "migrate", "state": "succeeded"}],
+    "restart": {"policy": "on-failure", "max": 3, "backoff": {"initial": "500ms"}},
+    "stopTimeout": "1.5s",
+    "preStop": {"shell": "sleep 1", "timeout": "1s"},
+    "forwardSignals": ["SIGHUP"]
+  }]
+}`,
+		"toml": `
+stopTimeout = "9s"
+log = {level = "debug", format = "json"}
+
+[[jobs]]
+name = "app"
+exec = ["node", "server.js"]
+main = true
+env = {NODE_ENV = "production", lower = "y", MixedCase = "z"}
+after = [{job = "migrate", state = "succeeded"}]
+stopTimeout = "1.5s"
+forwardSignals = ["SIGHUP"]
+preStop = {shell = "sleep 1", timeout = "1s"}
+
+[jobs.restart]
+policy = "on-failure"
+max = 3
+backoff = {initial = "500ms"}
+`,
+	}
+	for format, doc := range docs {
+		t.Run(format, func(t *testing.T) {
+			got, err := ParseWithEnv([]byte(doc), format, noEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got.Jobs[0], want.Jobs[0])
+			}
+		})
+	}
+}
+
+// viper would lowercase these keys; pilot must not (see doc.go).
+func TestEnvKeysKeepTheirCase(t *testing.T) {
+	want := map[string]string{"NODE_ENV": "x", "lower": "y", "MixedCase": "z"}
+	docs := map[string]string{
+		"yaml": "jobs:\n  - env: {NODE_ENV: x, lower: y, MixedCase: z}\n",
+		"yml":  "jobs:\n  - env:\n      NODE_ENV: x\n      lower: y\n      MixedCase: z\n",
+		"json": `{"jobs": [{"env": {"NODE_ENV": "x", "lower": "y", "MixedCase": "z"}}]}`,
+		"toml": "[[jobs]]\n[jobs.env]\nNODE_ENV = \"x\"\nlower = \"y\"\nMixedCase = \"z\"\n",
+	}
+	for format, doc := range docs {
+		t.Run(format, func(t *testing.T) {
+			cfg, err := ParseWithEnv([]byte(doc), format, noEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Jobs[0].Env; !reflect.DeepEqual(got, want) {
+				t.Errorf("env = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestParseFormatNames(t *testing.T) {
+	for _, format := range []string{"yaml", "YML", "Json", "toml"} {
+		if _, err := ParseWithEnv(nil, format, noEnv); err != nil && strings.Contains(err.Error(), "unknown config format") {
+			t.Errorf("%s: %v", format, err)
+		}
+	}
+	_, err := ParseWithEnv([]byte("a=1"), "ini", noEnv)
+	assertLines(t, err, `unknown config format "ini" (use yaml, yml, json or toml)`)
+	// viper knows dotenv; pilot does not take it.
+	_, err = ParseWithEnv([]byte("A=1"), "env", noEnv)
+	assertLines(t, err, `unknown config format "env" (use yaml, yml, json or toml)`)
+}
+
+func TestEmptyYAMLIsAnEmptyConfig(t *testing.T) {
+	for _, doc := range []string{"", "# nothing\n", "---\n", "null\n"} {
+		cfg := parseYAML(t, doc)
+		if !reflect.DeepEqual(cfg, &Config{}) {
+			t.Errorf("%q: got %+v", doc, cfg)
+		}
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		want      []string
+	}{
+		{
+			name: "unknown top-level key",
+			doc:  "consul: {address: x}\njobs: []\n",
+			want: []string{`unknown key "consul"`},
+		},
+		{
+			name: "keys match in case only",
+			doc:  "Jobs: []\nstoptimeout: 1s\n",
+			want: []string{
+				`unknown key "Jobs" (did you mean "jobs"?)`,
+				`unknown key "stoptimeout" (did you mean "stopTimeout"?)`,
+			},
+		},
+		{
+			name: "unknown keys in a job, sorted, with suggestions for typos",
+			doc:  "jobs:\n  - {name: a, comand: x, exce: [y], stopSingal: TERM}\n",
+			want: []string{
+				`jobs[0]: unknown key "comand"`,
+				`jobs[0]: unknown key "exce" (did you mean "exec"?)`,
+				`jobs[0]: unknown key "stopSingal" (did you mean "stopSignal"?)`,
+			},
+		},
+		{
+			name: "unknown keys in nested maps",
+			doc: `
+log: {level: info, colour: true}
+jobs:
+  - name: a
+    restart: {policy: always, limit: 3, backoff: {intial: 1s}}
+    after: [{job: b, sate: started}]
+    preStop: {exec: [x], timout: 1s}
+`,
+			want: []string{
+				`jobs[0].after[0]: unknown key "sate" (did you mean "state"?)`,
+				`jobs[0].preStop: unknown key "timout" (did you mean "timeout"?)`,
+				`jobs[0].restart: unknown key "limit"`,
+				`jobs[0].restart.backoff: unknown key "intial" (did you mean "initial"?)`,
+				`log: unknown key "colour"`,
+			},
+		},
+		{
+			name: "wrong scalar types",
+			doc: `
+jobs:
+  - name: 42
+    main: "yes"
+    exec: node server.js
+    env: {PORT: 3000, DEBUG: true, LIST: [a]}
+    restart: {max: "10"}
+`,
+			want: []string{
+				`jobs[0].env.DEBUG: expected a string, got boolean true (quote it: "true")`,
+				`jobs[0].env.LIST: expected a string, got a list`,
+				`jobs[0].env.PORT: expected a string, got number 3000 (quote it: "3000")`,
+				`jobs[0].exec: expected a list, got string "node server.js"`,
+				`jobs[0].main: expected a boolean, got string "yes"`,
+				`jobs[0].name: expected a string, got number 42 (quote it: "42")`,
+				`jobs[0].restart.max: expected an integer, got string "10"`,
+			},
+		},
+		{
+			name: "wrong structure",
+			doc:  "log: debug\njobs: {name: a}\n",
+			want: []string{
+				`jobs: expected a list, got a map`,
+				`log: expected a map, got string "debug"`,
+			},
+		},
+		{
+			name: "wrong entry types",
+			doc:  "jobs:\n  - app\n  - name: b\n    after: [b]\n    exec: [node, 1]\n    preStop: [x]\n",
+			want: []string{
+				`jobs[0]: expected a map, got string "app"`,
+				`jobs[1].after[0]: expected a map, got string "b"`,
+				`jobs[1].exec[1]: expected a string, got number 1 (quote it: "1")`,
+				`jobs[1].preStop: expected a map, got a list`,
+			},
+		},
+		{
+			name: "integers must be whole and fit",
+			doc:  "jobs:\n  - restart: {max: 1.5}\n  - restart: {max: 1e30}\n  - restart: {max: 18446744073709551615}\n",
+			want: []string{
+				`jobs[0].restart.max: expected an integer, got number 1.5`,
+				`jobs[1].restart.max: expected an integer, got number 1e+30`,
+				`jobs[2].restart.max: expected an integer, got number 18446744073709551615`,
+			},
+		},
+		{
+			name: "durations are strings with a unit",
+			doc: `
+stopTimeout: 5
+jobs:
+  - timeout: "5"
+    every: 1.5
+    stopTimeout: soon
+    restart: {backoff: {initial: [1s]}}
+    preStop: {timeout: true}
+`,
+			want: []string{
+				`jobs[0].every: 1.5 is not a duration (use 5s, 500ms)`,
+				`jobs[0].preStop.timeout: expected a duration (use 5s, 500ms), got boolean true`,
+				`jobs[0].restart.backoff.initial: expected a duration (use 5s, 500ms), got a list`,
+				`jobs[0].stopTimeout: "soon" is not a duration (use 5s, 500ms)`,
+				`jobs[0].timeout: "5" is not a duration (use 5s, 500ms)`,
+				`stopTimeout: 5 is not a duration (use 5s, 500ms)`,
+			},
+		},
+		{
+			name: "long values are cut short in messages",
+			doc:  "jobs:\n  - main: " + strings.Repeat("x", 100) + "\n",
+			want: []string{`jobs[0].main: expected a boolean, got string "` + strings.Repeat("x", 40) + `"…`},
+		},
+		{
+			name: "env keys that are not plain names",
+			doc:  "jobs:\n  - env: {\"a.b[c]\": 1}\n",
+			want: []string{`jobs[0].env["a.b[c]"]: expected a string, got number 1 (quote it: "1")`},
+		},
+		{
+			name: "a list as a key",
+			doc:  "jobs:\n  - env: {? [a] : b}\n",
+			want: []string{`yaml: invalid map key: []interface {}{"a"}`},
+		},
+		{
+			name: "errors sort by job number",
+			doc:  strings.Repeat("  - {main: 1}\n", 11),
+			want: func() []string {
+				var want []string
+				for _, i := range []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"} {
+					want = append(want, "jobs["+i+"].main: expected a boolean, got number 1")
+				}
+				return want
+			}(),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := tt.doc
+			if tt.name == "errors sort by job number" {
+				doc = "jobs:\n" + doc
+			}
+			cfg, err := ParseWithEnv([]byte(doc), "yaml", noEnv)
+			if cfg != nil {
+				t.Errorf("got a config with the errors: %+v", cfg)
+			}
+			assertLines(t, err, tt.want...)
+		})
+	}
+}
+
+func TestDecodeErrorsAreFieldErrors(t *testing.T) {
+	_, err := ParseWithEnv([]byte("jobs:\n  - {main: x}\n"), "yaml", noEnv)
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Path != "jobs[0].main" {
+		t.Fatalf("errors.As(%v) = %+v", err, fe)
+	}
+}
+
+func TestKeyTypesAndDuplicates(t *testing.T) {
+	tests := []struct {
+		format, doc string
+		want        []string
+	}{
+		{"yaml", "jobs:\n  - env: {1: a, true: b}\n    name: x\n", nil},
+		{"yaml", "jobs:\n  - env: {1: a, \"1\": b}\n", []string{`yaml: line 2: mapping key "1" already defined at line 2`}},
+		{"yaml", "jobs:\n  - env: {1: a, 1.0: b}\n", []string{`jobs[0].env: duplicate key "1"`}},
+		{"yaml", "log: {}\nlog: {}\n", []string{`yaml: line 2: mapping key "log" already defined at line 1`}},
+		{"json", `{"jobs": [{"env": {"A": "1", "A": "2"}}]}`, []string{`jobs[0].env: duplicate key "A"`}},
+		{"json", `{"log": {}, "log": {}}`, []string{`duplicate key "log"`}},
+		{"toml", "[log]\nlevel = \"info\"\nlevel = \"debug\"\n", []string{`toml: key level is already defined`}},
+	}
+	for _, tt := range tests {
+		_, err := ParseWithEnv([]byte(tt.doc), tt.format, noEnv)
+		assertLines(t, err, tt.want...)
+	}
+}
+
+// A parser's complaint comes back as an error with a line, never a panic.
+func TestSyntaxErrors(t *testing.T) {
+	tests := []struct{ format, doc, want string }{
+		{"yaml", "jobs:\n  - name: a\n    exec: [a\n", "yaml: line 2: did not find expected"},
+		{"yaml", "- a\n- b\n", "yaml: line 1: the top level must be a mapping"},
+		{"yaml", "just a string", "yaml: line 1: the top level must be a mapping"},
+		{"json", "{\n  \"jobs\": [,]\n}", "json: line 2, column 12: invalid character ','"},
+		{"json", "[]", "json: the top level must be an object, not array"},
+		{"json", "", "json: line 1, column 1: unexpected end of JSON input"},
+		{"json", "{} {}", "json: line 1, column 4: invalid character '{' after top-level value"},
+		{"toml", "[jobs\nname = 1\n", "toml: line 1, column 6: "},
+		{"toml", "a = \n", "toml: line 1, column 5: "},
+	}
+	for _, tt := range tests {
+		_, err := ParseWithEnv([]byte(tt.doc), tt.format, noEnv)
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%s %q: got %v, want prefix %q", tt.format, tt.doc, err, tt.want)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+
+	t.Run("format from the extension", func(t *testing.T) {
+		for _, name := range []string{"p.yaml", "p.yml", "p.YAML"} {
+			cfg, err := LoadWithEnv(write(name, "jobs: [{name: ${N}}]\n"), env(map[string]string{"N": "app"}))
+			if err != nil || cfg.Jobs[0].Name != "app" {
+				t.Errorf("%s: %+v, %v", name, cfg, err)
+			}
+		}
+		if _, err := LoadWithEnv(write("p.json", `{"jobs": []}`), noEnv); err != nil {
+			t.Error(err)
+		}
+		if _, err := LoadWithEnv(write("p.toml", "jobs = []\n"), noEnv); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("unknown extension", func(t *testing.T) {
+		path := write("pilot.ini", "")
+		_, err := LoadWithEnv(path, noEnv)
+		assertLines(t, err, path+`: unknown config format "ini" (use yaml, yml, json or toml)`)
+	})
+	t.Run("no extension", func(t *testing.T) {
+		path := write("pilot", "")
+		_, err := LoadWithEnv(path, noEnv)
+		assertLines(t, err, path+": cannot tell the config format without an extension (use yaml, yml, json or toml)")
+	})
+	t.Run("missing file", func(t *testing.T) {
+		_, err := LoadWithEnv(filepath.Join(dir, "nope.yaml"), noEnv)
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("got %v", err)
+		}
+	})
+	t.Run("every error line names the file", func(t *testing.T) {
+		path := write("bad.yaml", "jobs:\n  - {main: 1, exec: x}\n")
+		_, err := LoadWithEnv(path, noEnv)
+		assertLines(t, err,
+			path+`: jobs[0].exec: expected a list, got string "x"`,
+			path+`: jobs[0].main: expected a boolean, got number 1`,
+		)
+		var fe *FieldError
+		if !errors.As(err, &fe) {
+			t.Error("the FieldErrors are lost")
+		}
+	})
+	t.Run("syntax and expansion errors name the file", func(t *testing.T) {
+		for _, content := range []string{"jobs: [\n", "jobs: ${NOPE}\n"} {
+			path := write("bad.yaml", content)
+			_, err := LoadWithEnv(path, noEnv)
+			if err == nil || !strings.HasPrefix(err.Error(), path+": ") {
+				t.Errorf("%q: got %v", content, err)
+			}
+		}
+	})
+	t.Run("process environment", func(t *testing.T) {
+		t.Setenv("PILOT_CONFIG_TEST_NAME", "from-env")
+		cfg, err := Load(write("p.yaml", "jobs: [{name: ${PILOT_CONFIG_TEST_NAME}}]\n"))
+		if err != nil || cfg.Jobs[0].Name != "from-env" {
+			t.Errorf("%+v, %v", cfg, err)
+		}
+	})
+}

@@ -1,0 +1,144 @@
+package pilot
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+
+	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/jobs/output"
+	"github.com/nodepilot/pilot/pilot/config"
+)
+
+// Options are the process-wide things pilot.Run uses, injected so that the
+// library never reaches for globals.
+type Options struct {
+	Log   *slog.Logger
+	Stdin *os.File
+	// Stdout and Stderr are where jobs write; pilot's own logger should
+	// write through Stderr too, so that its lines never split a job's.
+	Stdout *output.Sink
+	Stderr *output.Sink
+	// Environ is the environment every job inherits.
+	Environ []string
+}
+
+// Run supervises the jobs of a validated config until pilot must stop, and
+// returns the exit code pilot should end with. An error means a config fault
+// found at run time (a *ConfigError) or pilot's own failure.
+func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
+	cfg := raw.WithDefaults()
+	specs, err := BuildSpecs(cfg, opts.Environ)
+	if err != nil {
+		return 2, err
+	}
+	log := opts.Log
+	if err := jobs.BecomeSubreaper(); err != nil {
+		log.Warn("cannot become child subreaper: orphans of jobs will not be reaped by pilot", "err", err)
+	}
+
+	reaper := jobs.NewReaper(log)
+	bus := jobs.NewBus()
+	deps := jobs.Deps{
+		Log:    log,
+		Reaper: reaper,
+		Bus:    bus,
+		Stdout: opts.Stdout,
+		Stderr: opts.Stderr,
+	}
+	sup := &supervisor{
+		log:          log,
+		bus:          bus,
+		reaper:       reaper,
+		stopTimeout:  cfg.StopTimeout,
+		stopRequests: make(chan syscall.Signal, 1),
+	}
+	for _, spec := range specs {
+		if spec.Main {
+			spec.Stdin = opts.Stdin
+			spec.Foreground = controllingTTY(opts.Stdin)
+		}
+		j := jobs.New(spec, deps)
+		if spec.Main {
+			sup.main = j
+		}
+		sup.jobs = append(sup.jobs, j)
+	}
+
+	// Actors are added in start order; teardown runs in reverse, so the
+	// reaper outlives everything that may leave orphans behind.
+	var g group
+	reaperCtx, stopReaper := context.WithCancel(context.Background())
+	g.add(func() error { reaper.Run(reaperCtx); return nil }, stopReaper)
+
+	signalsCtx, stopSignals := context.WithCancel(context.Background())
+	g.add(func() error { handleSignals(signalsCtx, log, sup); return nil }, stopSignals)
+
+	code := 0
+	supCtx, stopSup := context.WithCancel(ctx)
+	defer stopSup()
+	g.add(func() error { code = sup.run(supCtx); return errSupervisorDone }, stopSup)
+
+	if err := g.run(); !errors.Is(err, errSupervisorDone) {
+		return 1, err
+	}
+	log.Info("exiting", "code", code, "orphansReaped", reaper.Reaped())
+	return code, nil
+}
+
+var errSupervisorDone = errors.New("supervisor done")
+
+// forwardable are the signals a job may ask to receive (forwardSignals).
+var forwardable = []os.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGALRM}
+
+// handleSignals turns the signals pilot receives into actions: TERM and INT
+// start the shutdown; the forwardable ones go to the jobs that asked for
+// them. TTIN, TTOU and TSTP are caught, not ignored, so that pilot is never
+// stopped by them while its children still start with default dispositions;
+// SIGPIPE likewise, so that a closed log pipe costs log lines, not pilot.
+// A signal pilot inherited as ignored (SIGHUP under nohup, SIGINT in a
+// background shell job) stays ignored, so its children inherit it ignored
+// too, as under tini.
+func handleSignals(ctx context.Context, log *slog.Logger, sup *supervisor) {
+	sigs := make(chan os.Signal, 16)
+	var wanted []os.Signal
+	for _, s := range append([]os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGTSTP, syscall.SIGPIPE}, forwardable...) {
+		if !signal.Ignored(s) {
+			wanted = append(wanted, s)
+		}
+	}
+	signal.Notify(sigs, wanted...)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-sigs:
+			sig := s.(syscall.Signal)
+			switch sig {
+			case syscall.SIGTERM, syscall.SIGINT:
+				log.Info("received signal", "signal", sig)
+				select {
+				case sup.stopRequests <- sig:
+				case <-ctx.Done():
+					return
+				}
+			case syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGTSTP, syscall.SIGPIPE:
+				log.Debug("ignoring signal", "signal", sig)
+			default:
+				forwarded := false
+				for _, j := range sup.jobs {
+					if slices.Contains(j.Spec().Forward, sig) {
+						j.Forward(sig)
+						forwarded = true
+					}
+				}
+				log.Info("received signal", "signal", sig, "forwarded", forwarded)
+			}
+		}
+	}
+}

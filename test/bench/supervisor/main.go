@@ -1,0 +1,300 @@
+// Command supervisor benchmarks pilot side by side with tini, dumb-init,
+// pm2-runtime and no supervisor, each run as PID 1 of a fresh PID namespace
+// (unshare --pid --fork --mount-proc). See test/bench/README.md.
+//
+// Needs root (for unshare --pid). Standard library only.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type Bench struct {
+	tmp, unshare, node, childJS string
+	sups                        []*Sup
+	n, idleN, orphans           int
+	idleDur, orphanTimeout      time.Duration
+	settle, cooldown            time.Duration
+	warmup                      int
+	idleSerial                  bool
+
+	mu         sync.Mutex
+	res        *Results
+	broken     map[string]bool
+	neverReaps map[string]bool
+}
+
+type Results struct {
+	Meta        map[string]any                 `json:"meta"`
+	Supervisors []*Sup                         `json:"supervisors"`
+	Metrics     map[string]map[string][]Sample `json:"metrics"`
+	Idle        map[string][]IdleRun           `json:"idle_series"`
+	Targets     []Target                       `json:"targets"`
+}
+
+func main() { os.Exit(run()) }
+
+func harnessErr(format string, a ...any) int {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...)
+	return 2
+}
+
+func run() int {
+	var (
+		pilot    = flag.String("pilot", "", "pilot binary (column skipped if missing)")
+		tini     = flag.String("tini", "/usr/bin/tini", "tini binary (required)")
+		dumb     = flag.String("dumb-init", "/usr/bin/dumb-init", "dumb-init binary (column skipped if missing)")
+		pm2      = flag.String("pm2-runtime", "", "pm2-runtime script (required; default: pm2-runtime on PATH)")
+		node     = flag.String("node", "/usr/bin/node", "node binary used for the Node child")
+		supsFlag = flag.String("sups", "none,tini,dumb-init,pilot,pm2-runtime", "columns to run")
+		measFlag = flag.String("measures", "start-sh,start-node,sigterm,orphans,idle", "measures to run")
+		n        = flag.Int("n", 11, "repetitions of each latency measure")
+		idleN    = flag.Int("idle-n", 5, "repetitions of the idle run")
+		idleSecs = flag.Duration("idle-duration", 10*time.Second, "length of each idle run (RSS sampled every 100 ms)")
+		orphans  = flag.Int("orphans", 1000, "grandchildren orphaned in the reaping measure")
+		orphTO   = flag.Duration("orphan-timeout", 2*time.Second, "give up reaping after this (reported as never)")
+		settle   = flag.Duration("settle", 100*time.Millisecond, "pause after the child is ready, before signalling/releasing")
+		cooldown = flag.Duration("cooldown", 30*time.Millisecond, "pause after each run")
+		warmup   = flag.Int("warmup", 1, "untimed runs per column before each latency measure")
+		serial   = flag.Bool("idle-serial", false, "run the idle runs of the columns one after another instead of together")
+		jsonOut  = flag.String("json", "", "write raw samples here (default: bench-<time>.json in the temp dir's parent)")
+		strict   = flag.Bool("strict", false, "exit 1 when a pilot target is missed or cannot be checked")
+		keep     = flag.Bool("keep", false, "keep the temp dir (per-run supervisor logs)")
+	)
+	flag.Parse()
+
+	if os.Geteuid() != 0 {
+		return harnessErr("must run as root (unshare --pid)")
+	}
+	b := &Bench{n: *n, idleN: *idleN, orphans: *orphans, idleDur: *idleSecs, orphanTimeout: *orphTO,
+		settle: *settle, cooldown: *cooldown, warmup: *warmup, idleSerial: *serial, broken: map[string]bool{}, neverReaps: map[string]bool{}}
+	var err error
+	if b.unshare, err = exec.LookPath("unshare"); err != nil {
+		return harnessErr("unshare not found (util-linux)")
+	}
+	if b.node, err = exec.LookPath(*node); err != nil {
+		return harnessErr("node not found at %s", *node)
+	}
+	b.node, _ = filepath.Abs(b.node)
+	want := map[string]bool{}
+	for _, s := range strings.Split(*supsFlag, ",") {
+		want[strings.TrimSpace(s)] = true
+	}
+	meas := map[string]bool{}
+	for _, m := range strings.Split(*measFlag, ",") {
+		meas[strings.TrimSpace(m)] = true
+	}
+
+	// Columns, in table order.
+	add := func(s *Sup) {
+		if want[s.Name] {
+			b.sups = append(b.sups, s)
+		}
+	}
+	add(&Sup{Name: "none"})
+	if want["tini"] {
+		p, err := exec.LookPath(*tini)
+		if err == nil {
+			p, err = filepath.Abs(p)
+		}
+		if err != nil {
+			return harnessErr("tini not found at %s (apt-get install -y tini)", *tini)
+		}
+		add(&Sup{Name: "tini", Path: p, Version: version(p, "--version")})
+	}
+	if want["dumb-init"] {
+		if p, err := exec.LookPath(*dumb); err == nil {
+			p, _ = filepath.Abs(p)
+			add(&Sup{Name: "dumb-init", Path: p, Version: version(p, "--version")})
+		} else {
+			add(&Sup{Name: "dumb-init", Path: *dumb, Skip: "not installed"})
+		}
+	}
+	if want["pilot"] {
+		s := &Sup{Name: "pilot", Path: *pilot}
+		if *pilot == "" {
+			s.Skip = "no --pilot given"
+		} else if p, err := filepath.Abs(*pilot); err != nil {
+			s.Skip = err.Error()
+		} else if fi, err := os.Stat(p); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			s.Skip = "binary not found at " + p + " (build it: go build -o bin/pilot ./cmd/pilot)"
+		} else {
+			s.Path, s.Version = p, version(p, "--version")
+		}
+		add(s)
+	}
+	if want["pm2-runtime"] {
+		p := *pm2
+		if p == "" {
+			p = "pm2-runtime"
+		}
+		lp, err := exec.LookPath(p)
+		if err == nil {
+			lp, err = filepath.Abs(lp)
+		}
+		if err != nil {
+			return harnessErr("pm2-runtime not found at %s (test/bench/run.sh installs it)", p)
+		}
+		add(&Sup{Name: "pm2-runtime", Path: lp, Version: pm2Version(lp)})
+	}
+	for _, s := range b.sups {
+		if s.Skip != "" {
+			fmt.Fprintf(os.Stderr, "bench: %s column SKIPPED: %s\n", s.Name, s.Skip)
+		}
+	}
+
+	if b.tmp, err = os.MkdirTemp("", "pilot-bench-"); err != nil {
+		return harnessErr("%v", err)
+	}
+	if !*keep {
+		defer os.RemoveAll(b.tmp)
+	}
+	if err := b.writeChildren(); err != nil {
+		return harnessErr("%v", err)
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		fmt.Fprintln(os.Stderr, "bench: interrupted, tearing down namespaces")
+		killAll()
+		if !*keep {
+			os.RemoveAll(b.tmp)
+		}
+		os.Exit(130)
+	}()
+
+	b.res = &Results{
+		Meta: map[string]any{
+			"started":        time.Now().UTC().Format(time.RFC3339),
+			"kernel":         strings.TrimSpace(cmdOut("uname", "-r")),
+			"cpus":           runtime.NumCPU(),
+			"node":           strings.TrimSpace(cmdOut(b.node, "--version")),
+			"go":             runtime.Version(),
+			"n":              b.n,
+			"idle_n":         b.idleN,
+			"idle_duration":  b.idleDur.String(),
+			"orphans":        b.orphans,
+			"orphan_timeout": b.orphanTimeout.String(),
+			"settle":         b.settle.String(),
+			"idle_parallel":  !b.idleSerial,
+			"cooldown":       b.cooldown.String(),
+			"warmup":         b.warmup,
+			"loadavg_start":  strings.TrimSpace(readFirst("/proc/loadavg")),
+			"clocks":         "sh child: CLOCK_REALTIME (date +%s%N) vs harness CLOCK_REALTIME; node child: process.hrtime (CLOCK_MONOTONIC) vs harness CLOCK_MONOTONIC; both read right before fork+exec of unshare",
+		},
+		Supervisors: b.sups,
+		Metrics:     map[string]map[string][]Sample{},
+		Idle:        map[string][]IdleRun{},
+	}
+
+	t0 := time.Now()
+	if meas["start-sh"] {
+		b.measureStart("sh")
+	}
+	if meas["start-node"] {
+		b.measureStart("node")
+	}
+	if meas["sigterm"] {
+		b.measureTerm()
+	}
+	if meas["orphans"] {
+		b.measureOrphans()
+	}
+	if meas["idle"] {
+		b.measureIdle()
+	}
+	b.res.Meta["duration"] = time.Since(t0).Round(time.Second).String()
+	b.res.Meta["loadavg_end"] = strings.TrimSpace(readFirst("/proc/loadavg"))
+
+	fmt.Print(b.table())
+	targets, missed := b.targets()
+	b.res.Targets = targets
+	fmt.Println()
+	for _, t := range targets {
+		fmt.Printf("%-4s  %s: %s\n", t.Status, t.Name, t.Detail)
+	}
+
+	out := *jsonOut
+	if out == "" {
+		out = filepath.Join(filepath.Dir(b.tmp), "pilot-bench-"+time.Now().UTC().Format("20060102T150405Z")+".json")
+	}
+	if j, err := json.MarshalIndent(b.res, "", " "); err == nil {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err == nil {
+			err = os.WriteFile(out, j, 0o644)
+		}
+		if err != nil {
+			return harnessErr("writing %s: %v", out, err)
+		}
+		fmt.Fprintf(os.Stderr, "bench: raw samples in %s (took %s)\n", out, b.res.Meta["duration"])
+	}
+	if *keep {
+		fmt.Fprintf(os.Stderr, "bench: per-run logs kept in %s\n", b.tmp)
+	}
+	if *strict && missed {
+		return 1
+	}
+	return 0
+}
+
+func cmdOut(name string, args ...string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+func readFirst(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+// version runs BIN --version (outside any namespace) and keeps a version-ish token.
+func version(bin, flag string) string {
+	out := strings.TrimSpace(cmdOut(bin, flag))
+	if i := strings.IndexByte(out, '\n'); i >= 0 {
+		out = out[:i]
+	}
+	for _, f := range strings.Fields(out) {
+		f = strings.TrimPrefix(f, "v")
+		if len(f) > 0 && f[0] >= '0' && f[0] <= '9' && strings.Contains(f, ".") {
+			return f
+		}
+	}
+	if len(out) > 30 {
+		out = out[:30]
+	}
+	return out
+}
+
+func pm2Version(bin string) string {
+	p, err := filepath.EvalSymlinks(bin)
+	if err != nil {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(p), "..", "package.json"))
+	if err != nil {
+		return ""
+	}
+	var pkg struct{ Version string }
+	if json.Unmarshal(b, &pkg) != nil {
+		return ""
+	}
+	return pkg.Version
+}

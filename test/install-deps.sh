@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what pilot's tests need on a fresh Debian machine of this kind.
+# Idempotent: does nothing when everything is already there.
+set -euo pipefail
+need=()
+command -v unshare >/dev/null || need+=(util-linux)
+command -v node >/dev/null || need+=(nodejs)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: need ${need[*]} and not root" >&2
+    exit 1
+  fi
+  apt-get install -y --no-install-recommends "${need[@]}" >/dev/null 2>&1 || {
+    apt-get update >/dev/null
+    apt-get install -y --no-install-recommends "${need[@]}" >/dev/null
+  }
+fi
+echo "install-deps: unshare $(unshare --version | awk '{print $NF}'), node $(node --version)"
