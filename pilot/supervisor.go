@@ -43,7 +43,7 @@ func (s *supervisor) run(ctx context.Context) int {
 	}
 	defer running.Wait()
 
-	trigger := syscall.SIGTERM
+	var trigger syscall.Signal // the signal that stopped pilot, if one did
 	reason := ""
 	for reason == "" {
 		select {
@@ -56,7 +56,11 @@ func (s *supervisor) run(ctx context.Context) int {
 			reason = s.finished()
 		}
 	}
-	s.shutdown(trigger, reason)
+	stopSignal := trigger
+	if stopSignal == 0 {
+		stopSignal = syscall.SIGTERM
+	}
+	s.shutdown(stopSignal, reason)
 	return s.exitCode(trigger)
 }
 

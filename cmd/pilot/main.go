@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, io stdio, environ []string) int {
 			return code
 		}
 		if _, err := loadConfig(path, environ); err != nil {
-			printConfigError(io.err, path, err)
+			printConfigError(io.err, err)
 			return exitUsage
 		}
 		fmt.Fprintf(io.out, "%s: valid\n", path)
@@ -112,31 +112,41 @@ func configFlag(name string, args []string, stderr io.Writer, env func(string) s
 	return *path, 0
 }
 
+// loadConfig loads, validates and resolves a config file. Every line of the
+// error it returns names the file (Load's own errors already do).
 func loadConfig(path string, environ []string) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, inFile(path, err)
 	}
 	// Resolving users and signals can still fail on this machine.
 	if _, err := pilot.BuildSpecs(cfg.WithDefaults(), environ); err != nil {
-		return nil, err
+		return nil, inFile(path, err)
 	}
 	return cfg, nil
 }
 
-func printConfigError(w io.Writer, path string, err error) {
+func inFile(path string, err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	for i, line := range lines {
+		lines[i] = path + ": " + line
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+func printConfigError(w io.Writer, err error) {
 	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(w, "pilot: %s: %s\n", path, line)
+		fmt.Fprintf(w, "pilot: %s\n", line)
 	}
 }
 
 func runConfig(ctx context.Context, path string, io stdio, environ []string) int {
 	cfg, err := loadConfig(path, environ)
 	if err != nil {
-		printConfigError(io.err, path, err)
+		printConfigError(io.err, err)
 		return exitUsage
 	}
 	return supervise(ctx, cfg, path, io, environ)

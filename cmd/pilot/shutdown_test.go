@@ -441,8 +441,8 @@ func TestDependencies(t *testing.T) {
     shell: echo app
 `)
 		p := startPilot(t, pilotOpts{pid1: true}, "run", "--config", cfg)
-		if code := p.wait(5 * time.Second); code == 0 {
-			t.Fatal("exit 0 although the main job never ran")
+		if code := p.wait(5 * time.Second); code != 1 {
+			t.Fatalf("exit %d, want 1: the main job can never run", code)
 		}
 		if p.out.count("app") != 0 {
 			t.Fatal("app ran")

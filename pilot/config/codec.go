@@ -28,10 +28,10 @@ func normalizeFormat(format string) (string, error) {
 // parseTree decodes a document into a generic tree whose keys are exactly as
 // written. It uses viper's codecs, but not viper.ReadConfig, which lowercases
 // every key (see doc.go).
-func parseTree(data []byte, format string) (tree map[string]any, err error) {
+func parseTree(data []byte, format string) (map[string]any, error) {
 	decoder, err := viper.NewCodecRegistry().Decoder(format)
 	if err != nil {
-		return nil, fmt.Errorf("unknown config format %q (use %s)", format, formats)
+		return nil, err
 	}
 	if format == "json" {
 		// encoding/json keeps the last of two equal keys without a word;
@@ -40,21 +40,25 @@ func parseTree(data []byte, format string) (tree map[string]any, err error) {
 			return nil, err
 		}
 	}
-	// The parsers are third-party code fed with user input; should one of
-	// them panic, pilot, which may be PID 1, must still report a config
-	// error rather than crash.
-	defer func() {
-		if r := recover(); r != nil {
-			tree, err = nil, fmt.Errorf("%s: the parser failed on this input: %v", format, r)
-		}
-	}()
-	tree = map[string]any{}
-	if err := decoder.Decode(data, tree); err != nil {
+	tree := map[string]any{}
+	if err := decodeSafely(decoder, data, tree); err != nil {
 		return nil, syntaxError(format, data, err)
 	}
 	var p problems
-	tree = normalizeMap("", tree, &p)
+	tree = normalizeMap(nil, tree, &p)
 	return tree, p.err()
+}
+
+// decodeSafely runs a codec, turning a panic into an error: the parsers are
+// third-party code fed with user input, and pilot, which may be PID 1, must
+// report a bad config rather than crash on one.
+func decodeSafely(decoder viper.Decoder, data []byte, tree map[string]any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the parser failed on this input: %v", r)
+		}
+	}()
+	return decoder.Decode(data, tree)
 }
 
 // syntaxError rewords a parser's error where it would not help a user: a
@@ -105,13 +109,16 @@ func position(data []byte, offset int64) string {
 // errors are left to the JSON codec, which reports them with their offset.
 func checkJSONKeys(data []byte) error {
 	var dup *FieldError
-	if errors.As(checkJSONValue(json.NewDecoder(bytes.NewReader(data)), ""), &dup) {
+	if errors.As(checkJSONValue(json.NewDecoder(bytes.NewReader(data)), nil), &dup) {
 		return dup
 	}
 	return nil
 }
 
-func checkJSONValue(dec *json.Decoder, path string) error {
+// checkJSONValue walks one value. The path to it is kept as a stack of keys
+// (string) and indexes (int) and spelled out only for an error, so that deep
+// or long documents cost linear time.
+func checkJSONValue(dec *json.Decoder, path []any) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return err
@@ -126,10 +133,10 @@ func checkJSONValue(dec *json.Decoder, path string) error {
 			}
 			key, _ := keyTok.(string) // the decoder yields only string keys
 			if seen[key] {
-				return &FieldError{Path: path, Message: fmt.Sprintf("duplicate key %q", key)}
+				return &FieldError{Path: spellPath(path), Message: fmt.Sprintf("duplicate key %q", key)}
 			}
 			seen[key] = true
-			if err := checkJSONValue(dec, keyPath(path, key)); err != nil {
+			if err := checkJSONValue(dec, append(path, key)); err != nil {
 				return err
 			}
 		}
@@ -137,7 +144,7 @@ func checkJSONValue(dec *json.Decoder, path string) error {
 		return err
 	case json.Delim('['):
 		for i := 0; dec.More(); i++ {
-			if err := checkJSONValue(dec, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := checkJSONValue(dec, append(path, i)); err != nil {
 				return err
 			}
 		}
@@ -152,16 +159,17 @@ func checkJSONValue(dec *json.Decoder, path string) error {
 // yields for nested mappings into map[string]any, which is what mapstructure
 // needs (it panics on a non-string key where a struct is expected). Scalar
 // keys (1, true) are spelled as strings, as YAML does at the top level; a list
-// or map used as a key is a problem.
-func normalizeMap(path string, m map[string]any, p *problems) map[string]any {
+// or map used as a key is a problem. The path is a stack, as in
+// checkJSONValue.
+func normalizeMap(path []any, m map[string]any, p *problems) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		out[k] = normalizeValue(keyPath(path, k), v, p)
+		out[k] = normalizeValue(append(path, k), v, p)
 	}
 	return out
 }
 
-func normalizeValue(path string, v any, p *problems) any {
+func normalizeValue(path []any, v any, p *problems) any {
 	switch v := v.(type) {
 	case map[string]any:
 		return normalizeMap(path, v, p)
@@ -172,18 +180,18 @@ func normalizeValue(path string, v any, p *problems) any {
 			case string, bool, int, int64, uint64, float64:
 				key := fmt.Sprint(k)
 				if _, dup := m[key]; dup {
-					p.add(path, "duplicate key %q", key)
+					p.add(spellPath(path), "duplicate key %q", key)
 				}
 				m[key] = val
 			default:
-				p.add(path, "a key must be a string, not %s", describe(k))
+				p.add(spellPath(path), "a key must be a string, not %s", describe(k))
 			}
 		}
 		return normalizeMap(path, m, p)
 	case []any:
 		out := make([]any, len(v))
 		for i, e := range v {
-			out[i] = normalizeValue(fmt.Sprintf("%s[%d]", path, i), e, p)
+			out[i] = normalizeValue(append(path, i), e, p)
 		}
 		return out
 	default:

@@ -23,19 +23,26 @@ type Job struct {
 	Name  string   `mapstructure:"name"`
 	Exec  []string `mapstructure:"exec"`  // argv form
 	Shell string   `mapstructure:"shell"` // run by /bin/sh -c
-	Main  bool     `mapstructure:"main"`
-	Dir   string   `mapstructure:"dir"`
+	// Main marks the job whose exit ends pilot, with its exit code.
+	Main bool   `mapstructure:"main"`
+	Dir  string `mapstructure:"dir"`
 	// User is a user name, a uid, or "uid:gid" / "name:group".
 	User string            `mapstructure:"user"`
 	Env  map[string]string `mapstructure:"env"` // keys keep their case
 	// After lists the states of other jobs this job waits for.
-	After   []Dependency  `mapstructure:"after"`
-	Every   time.Duration `mapstructure:"every"`
+	After []Dependency `mapstructure:"after"`
+	// Every, when set, makes the job periodic: a run starts every Every,
+	// never overlapping the previous one.
+	Every time.Duration `mapstructure:"every"`
+	// Timeout bounds one run; zero means no bound, or Every for a periodic
+	// job.
 	Timeout time.Duration `mapstructure:"timeout"`
 	Restart Restart       `mapstructure:"restart"`
 	// StopSignal is a signal name such as "SIGTERM" or "TERM"; empty means
 	// the signal that started the shutdown (TERM or INT), else SIGTERM.
-	StopSignal  string        `mapstructure:"stopSignal"`
+	StopSignal string `mapstructure:"stopSignal"`
+	// StopTimeout is how long the job has to exit after its stop signal
+	// before it is killed; it may not exceed the top-level StopTimeout.
 	StopTimeout time.Duration `mapstructure:"stopTimeout"`
 	PreStop     *Hook         `mapstructure:"preStop"`
 	PostStop    *Hook         `mapstructure:"postStop"`

@@ -63,6 +63,7 @@ func dependencyCycles(waitsOn [][]int) [][]int {
 	state := make([]int, len(waitsOn))
 	var path []int
 	var cycles [][]int
+	found := map[string]bool{}
 	var visit func(int)
 	visit = func(v int) {
 		state[v] = onPath
@@ -73,7 +74,8 @@ func dependencyCycles(waitsOn [][]int) [][]int {
 				visit(w)
 			case onPath:
 				cycle := rotateToLowest(path[slices.Index(path, w):])
-				if !slices.ContainsFunc(cycles, func(c []int) bool { return slices.Equal(c, cycle) }) {
+				if key := fmt.Sprint(cycle); !found[key] {
+					found[key] = true
 					cycles = append(cycles, cycle)
 				}
 			}

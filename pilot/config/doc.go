@@ -15,6 +15,16 @@
 // one per line, sorted by path. Each is a *FieldError, reachable with
 // errors.As. Bad input never panics.
 //
+// # Strict decoding
+//
+// Keys match exactly, unknown keys are errors, and values are never
+// converted between types: `main: "yes"` is refused, and a duration is a
+// string with a unit (`timeout: 5` is refused, not read as 5ns). One
+// exception: env values take integers and booleans as their text, because
+// `PORT: 3000` (or an unquoted `${PORT:-3000}`) is the common case and its
+// text is exactly what was written; floats and dates are still refused, as
+// the parser has already changed them (1.10 is 1.1).
+//
 // # Why viper is used only for its codecs
 //
 // viper.ReadConfig lowercases every map key after parsing, and there is no

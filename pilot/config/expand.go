@@ -45,8 +45,12 @@ func expandEnv(data []byte, lookup LookupFunc) ([]byte, error) {
 		end := bytes.IndexAny(body, "}\n")
 		if end < 0 || body[end] == '\n' {
 			errs = append(errs, fmt.Errorf("line %d: unterminated ${ (write $${ for a literal ${)", line))
-			out.WriteString("${")
-			i += 2
+			// Nothing on the rest of this line can close a ${: skip it, so
+			// that a line full of ${ costs linear time.
+			if end < 0 {
+				end = len(body)
+			}
+			i += 2 + end
 			continue
 		}
 		value, err := expandVariable(string(body[:end]), lookup)

@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestExpandEnv(t *testing.T) {
 	vars := env(map[string]string{"HOST": "db", "EMPTY": "", "PRICE": "$5"})
@@ -42,6 +46,10 @@ func TestExpandEnv(t *testing.T) {
 		},
 		{name: "nested default", in: "a: ${A:-${B}}", errs: []string{"line 1: ${A:-${B}: a default cannot contain ${"}},
 		{
+			name: "one error per unterminated line", in: "a: ${A ${B\nb: ${HOST}",
+			errs: []string{"line 1: unterminated ${ (write $${ for a literal ${)"},
+		},
+		{
 			name: "every error, with its line", in: "a: ${X}\nb: ok\nc: ${Y} ${",
 			errs: []string{
 				"line 1: environment variable X is not set (use ${X:-default} to give a default)",
@@ -58,6 +66,25 @@ func TestExpandEnv(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestExpandEnvIsLinear(t *testing.T) {
+	line := []byte(strings.Repeat("${", 1<<20))
+	start := time.Now()
+	if _, err := expandEnv(line, noEnv); err == nil {
+		t.Fatal("no error")
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("a line of 1M ${ took %v", elapsed)
+	}
+}
+
+func TestNilLookupFindsNothing(t *testing.T) {
+	_, err := ParseWithEnv([]byte("jobs: [{name: ${X}}]"), "yaml", nil)
+	assertLines(t, err, "line 1: environment variable X is not set (use ${X:-default} to give a default)")
+	if _, err := ParseWithEnv([]byte("jobs: [{name: '${X:-a}'}]"), "yaml", nil); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -17,7 +17,7 @@ func Load(path string) (*Config, error) {
 }
 
 // LoadWithEnv is Load with ${VAR} looked up by lookup rather than in the
-// process environment.
+// process environment; a nil lookup finds no variable set.
 func LoadWithEnv(path string, lookup LookupFunc) (*Config, error) {
 	ext := strings.TrimPrefix(filepath.Ext(path), ".")
 	if ext == "" {
@@ -44,11 +44,14 @@ func Parse(data []byte, format string) (*Config, error) {
 }
 
 // ParseWithEnv is Parse with ${VAR} looked up by lookup rather than in the
-// process environment.
+// process environment; a nil lookup finds no variable set.
 func ParseWithEnv(data []byte, format string, lookup LookupFunc) (*Config, error) {
 	format, err := normalizeFormat(format)
 	if err != nil {
 		return nil, err
+	}
+	if lookup == nil {
+		lookup = func(string) (string, bool) { return "", false }
 	}
 	expanded, err := expandEnv(data, lookup)
 	if err != nil {

@@ -185,13 +185,13 @@ jobs:
   - name: 42
     main: "yes"
     exec: node server.js
-    env: {PORT: 3000, DEBUG: true, LIST: [a]}
+    env: {VERSION: 1.10, LIST: [a], DAY: 2024-01-02}
     restart: {max: "10"}
 `,
 			want: []string{
-				`jobs[0].env.DEBUG: expected a string, got boolean true (quote it: "true")`,
+				`jobs[0].env.DAY: expected a string, got date/time 2024-01-02 00:00:00 +0000 UTC (quote it to keep it as written)`,
 				`jobs[0].env.LIST: expected a string, got a list`,
-				`jobs[0].env.PORT: expected a string, got number 3000 (quote it: "3000")`,
+				`jobs[0].env.VERSION: expected a string, got number 1.1 (quote it to keep it as written)`,
 				`jobs[0].exec: expected a list, got string "node server.js"`,
 				`jobs[0].main: expected a boolean, got string "yes"`,
 				`jobs[0].name: expected a string, got number 42 (quote it: "42")`,
@@ -252,8 +252,8 @@ jobs:
 		},
 		{
 			name: "env keys that are not plain names",
-			doc:  "jobs:\n  - env: {\"a.b[c]\": 1}\n",
-			want: []string{`jobs[0].env["a.b[c]"]: expected a string, got number 1 (quote it: "1")`},
+			doc:  "jobs:\n  - env: {\"a.b[c]\": 1.5}\n",
+			want: []string{`jobs[0].env["a.b[c]"]: expected a string, got number 1.5 (quote it to keep it as written)`},
 		},
 		{
 			name: "a list as a key",
@@ -285,6 +285,28 @@ jobs:
 			assertLines(t, err, tt.want...)
 		})
 	}
+}
+
+// Integers and booleans in env are their text; the expansion of an unquoted
+// ${PORT:-3000} is the common case.
+func TestEnvTakesIntegersAndBooleansAsText(t *testing.T) {
+	want := map[string]string{"PORT": "3000", "DEBUG": "true", "BIG": "18446744073709551615", "NEG": "-1"}
+	docs := map[string]string{
+		"yaml": "jobs:\n  - env: {PORT: ${PORT:-3000}, DEBUG: true, BIG: 18446744073709551615, NEG: -1}\n",
+		"toml": "[[jobs]]\nenv = {PORT = 3000, DEBUG = true, BIG = \"18446744073709551615\", NEG = -1}\n",
+	}
+	for format, doc := range docs {
+		cfg, err := ParseWithEnv([]byte(doc), format, noEnv)
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if got := cfg.Jobs[0].Env; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: env = %v, want %v", format, got, want)
+		}
+	}
+	// JSON has only floats, which are not taken.
+	_, err := ParseWithEnv([]byte(`{"jobs": [{"env": {"PORT": 3000}}]}`), "json", noEnv)
+	assertLines(t, err, "jobs[0].env.PORT: expected a string, got number 3000 (quote it to keep it as written)")
 }
 
 func TestDecodeErrorsAreFieldErrors(t *testing.T) {
@@ -403,4 +425,13 @@ func TestLoad(t *testing.T) {
 			t.Errorf("%+v, %v", cfg, err)
 		}
 	})
+}
+
+type panickingCodec struct{}
+
+func (panickingCodec) Decode([]byte, map[string]any) error { panic("boom") }
+
+func TestParserPanicIsAnError(t *testing.T) {
+	err := decodeSafely(panickingCodec{}, nil, map[string]any{})
+	assertLines(t, err, "the parser failed on this input: boom")
 }

@@ -40,7 +40,7 @@ func (c *Config) validateJobs(p *problems) {
 		job := &c.Jobs[i]
 		path := fmt.Sprintf("jobs[%d]", i)
 		if first, dup := firstNamed[job.Name]; dup && job.Name != "" {
-			p.add(path+".name", "duplicate %q (also jobs[%d])", job.Name, first)
+			p.add(path+".name", "duplicate %s (also jobs[%d])", quote(job.Name), first)
 		} else if job.Name != "" {
 			firstNamed[job.Name] = i
 		}
@@ -59,7 +59,7 @@ func (j *Job) validate(p *problems, path string, topStopTimeout time.Duration) {
 	validateCommand(p, path, j.Exec, j.Shell)
 	noNUL(p, path+".dir", j.Dir)
 	if !validUser(j.User) {
-		p.add(path+".user", `%q is not a user name, uid, "user:group" or "uid:gid"`, j.User)
+		p.add(path+".user", `%s is not a user name, uid, "user:group" or "uid:gid"`, quote(j.User))
 	}
 	validateEnv(p, path+".env", j.Env)
 	j.validateSchedule(p, path)

@@ -300,7 +300,9 @@ func TestValidate(t *testing.T) {
 		{name: "unknown output", modify: func(c *Config) { c.Jobs[0].Output = "pretty" }, want: []string{`jobs[0].output: "pretty" must be one of raw, prefixed, json`}},
 
 		// forwarded signals
-		{name: "forward signals", modify: func(c *Config) { c.Jobs[0].ForwardSignals = []string{"SIGHUP", "usr1", "USR2", "sigquit", "WINCH", "SIGALRM"} }},
+		{name: "forward signals", modify: func(c *Config) {
+			c.Jobs[0].ForwardSignals = []string{"SIGHUP", "usr1", "USR2", "sigquit", "WINCH", "SIGALRM"}
+		}},
 		{
 			name:   "bad forward signals",
 			modify: func(c *Config) { c.Jobs[0].ForwardSignals = []string{"HUP", "SIGTERM", "NOPE", "sighup", "SIGKILL"} },

@@ -70,4 +70,5 @@ exec "$cache/bench" \
 	--pm2-runtime "$pm2_runtime" \
 	--node "$(command -v node)" \
 	--json "$json" \
+	--quiet-wait 60s \
 	"$@"

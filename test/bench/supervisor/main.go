@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -33,6 +34,7 @@ type Bench struct {
 	mu         sync.Mutex
 	res        *Results
 	broken     map[string]bool
+	failures   map[string]int
 	neverReaps map[string]bool
 }
 
@@ -64,13 +66,14 @@ func run() int {
 		idleN    = flag.Int("idle-n", 5, "repetitions of the idle run")
 		idleSecs = flag.Duration("idle-duration", 10*time.Second, "length of each idle run (RSS sampled every 100 ms)")
 		orphans  = flag.Int("orphans", 1000, "grandchildren orphaned in the reaping measure")
-		orphTO   = flag.Duration("orphan-timeout", 2*time.Second, "give up reaping after this (reported as never)")
+		orphTO   = flag.Duration("orphan-timeout", 2*time.Second, "orphans: give up when none was reaped for this long after all had exited (reported as never)")
 		settle   = flag.Duration("settle", 100*time.Millisecond, "pause after the child is ready, before signalling/releasing")
 		cooldown = flag.Duration("cooldown", 30*time.Millisecond, "pause after each run")
 		warmup   = flag.Int("warmup", 1, "untimed runs per column before each latency measure")
 		serial   = flag.Bool("idle-serial", false, "run the idle runs of the columns one after another instead of together")
 		jsonOut  = flag.String("json", "", "write raw samples here (default: bench-<time>.json in the temp dir's parent)")
 		strict   = flag.Bool("strict", false, "exit 1 when a pilot target is missed or cannot be checked")
+		quiet    = flag.Duration("quiet-wait", 0, "first wait up to this long for the machine to be under 25% CPU busy")
 		keep     = flag.Bool("keep", false, "keep the temp dir (per-run supervisor logs)")
 	)
 	flag.Parse()
@@ -79,7 +82,7 @@ func run() int {
 		return harnessErr("must run as root (unshare --pid)")
 	}
 	b := &Bench{n: *n, idleN: *idleN, orphans: *orphans, idleDur: *idleSecs, orphanTimeout: *orphTO,
-		settle: *settle, cooldown: *cooldown, warmup: *warmup, idleSerial: *serial, broken: map[string]bool{}, neverReaps: map[string]bool{}}
+		settle: *settle, cooldown: *cooldown, warmup: *warmup, idleSerial: *serial, broken: map[string]bool{}, failures: map[string]int{}, neverReaps: map[string]bool{}}
 	var err error
 	if b.unshare, err = exec.LookPath("unshare"); err != nil {
 		return harnessErr("unshare not found (util-linux)")
@@ -131,7 +134,7 @@ func run() int {
 		} else if fi, err := os.Stat(p); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 			s.Skip = "binary not found at " + p + " (build it: go build -o bin/pilot ./cmd/pilot)"
 		} else {
-			s.Path, s.Version = p, version(p, "--version")
+			s.Path, s.Version, s.SHA256 = p, version(p, "--version"), fileSHA256(p)
 		}
 		add(s)
 	}
@@ -177,24 +180,33 @@ func run() int {
 		os.Exit(130)
 	}()
 
+	busy := cpuBusy(time.Second)
+	for deadline := time.Now().Add(*quiet); busy > 0.25 && time.Now().Before(deadline); {
+		fmt.Fprintf(os.Stderr, "bench: machine %.0f%% busy, waiting for it to quieten\n", busy*100)
+		busy = cpuBusy(2 * time.Second)
+	}
+	if busy > 0.25 {
+		fmt.Fprintf(os.Stderr, "bench: WARNING: the machine is already %.0f%% busy; figures will be noisy (ratios within this run still hold best)\n", busy*100)
+	}
 	b.res = &Results{
 		Meta: map[string]any{
-			"started":        time.Now().UTC().Format(time.RFC3339),
-			"kernel":         strings.TrimSpace(cmdOut("uname", "-r")),
-			"cpus":           runtime.NumCPU(),
-			"node":           strings.TrimSpace(cmdOut(b.node, "--version")),
-			"go":             runtime.Version(),
-			"n":              b.n,
-			"idle_n":         b.idleN,
-			"idle_duration":  b.idleDur.String(),
-			"orphans":        b.orphans,
-			"orphan_timeout": b.orphanTimeout.String(),
-			"settle":         b.settle.String(),
-			"idle_parallel":  !b.idleSerial,
-			"cooldown":       b.cooldown.String(),
-			"warmup":         b.warmup,
-			"loadavg_start":  strings.TrimSpace(readFirst("/proc/loadavg")),
-			"clocks":         "sh child: CLOCK_REALTIME (date +%s%N) vs harness CLOCK_REALTIME; node child: process.hrtime (CLOCK_MONOTONIC) vs harness CLOCK_MONOTONIC; both read right before fork+exec of unshare",
+			"started":         time.Now().UTC().Format(time.RFC3339),
+			"kernel":          strings.TrimSpace(cmdOut("uname", "-r")),
+			"cpus":            runtime.NumCPU(),
+			"node":            strings.TrimSpace(cmdOut(b.node, "--version")),
+			"go":              runtime.Version(),
+			"n":               b.n,
+			"idle_n":          b.idleN,
+			"idle_duration":   b.idleDur.String(),
+			"orphans":         b.orphans,
+			"orphan_timeout":  b.orphanTimeout.String(),
+			"settle":          b.settle.String(),
+			"idle_parallel":   !b.idleSerial,
+			"cooldown":        b.cooldown.String(),
+			"warmup":          b.warmup,
+			"loadavg_start":   strings.TrimSpace(readFirst("/proc/loadavg")),
+			"cpu_busy_before": busy,
+			"clocks":          "sh child: CLOCK_REALTIME (date +%s%N) vs harness CLOCK_REALTIME; node child: process.hrtime (CLOCK_MONOTONIC) vs harness CLOCK_MONOTONIC; both read right before fork+exec of unshare",
 		},
 		Supervisors: b.sups,
 		Metrics:     map[string]map[string][]Sample{},
@@ -219,6 +231,7 @@ func run() int {
 	}
 	b.res.Meta["duration"] = time.Since(t0).Round(time.Second).String()
 	b.res.Meta["loadavg_end"] = strings.TrimSpace(readFirst("/proc/loadavg"))
+	b.res.Meta["cpu_busy_after"] = cpuBusy(time.Second)
 
 	fmt.Print(b.table())
 	targets, missed := b.targets()
@@ -281,6 +294,14 @@ func version(bin, flag string) string {
 		out = out[:30]
 	}
 	return out
+}
+
+func fileSHA256(p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b))
 }
 
 func pm2Version(bin string) string {

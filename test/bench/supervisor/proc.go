@@ -249,3 +249,34 @@ func exitWaiter(pid int, timeout time.Duration) (<-chan int64, error) {
 	}()
 	return ch, nil
 }
+
+// cpuBusy returns the machine-wide share of CPU time not idle over d
+// (from /proc/stat), to tell readers how busy the shared machine was.
+func cpuBusy(d time.Duration) float64 {
+	read := func() (idle, total uint64) {
+		b, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return 0, 0
+		}
+		ln := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			ln = b[:i]
+		}
+		f := bytes.Fields(ln)
+		for i, x := range f[1:] {
+			v, _ := strconv.ParseUint(string(x), 10, 64)
+			total += v
+			if i == 3 || i == 4 { // idle, iowait
+				idle += v
+			}
+		}
+		return
+	}
+	i0, t0 := read()
+	time.Sleep(d)
+	i1, t1 := read()
+	if t1 <= t0 {
+		return 0
+	}
+	return 1 - float64(i1-i0)/float64(t1-t0)
+}

@@ -238,7 +238,11 @@ func (b *Bench) table() string {
 		if !any {
 			continue
 		}
-		cells := []string{r.label}
+		label := r.label
+		if r.metric == mOrphansReap && b.orphans != 1000 {
+			label = strings.Replace(label, "1,000", fmtInt(b.orphans), 1)
+		}
+		cells := []string{label}
 		for _, s := range cols {
 			cells = append(cells, b.cell(r, s))
 		}
@@ -246,14 +250,20 @@ func (b *Bench) table() string {
 		sb.WriteString("| " + strings.Join(cells, " | ") + " |\n")
 	}
 	m := b.res.Meta
-	par := "together"
-	if b.idleSerial {
-		par = "one after another"
+	var what []string
+	if len(b.res.Metrics[mStartSh])+len(b.res.Metrics[mStartNode])+len(b.res.Metrics[mTermHandler])+len(b.res.Metrics[mOrphansReap]) > 0 {
+		what = append(what, fmt.Sprintf("%d runs per latency measure", b.n))
 	}
-	fmt.Fprintf(&sb, "\nMedians (p90 in brackets) of %d runs per latency measure and %d idle run(s) of %s (columns run %s); "+
-		"each supervisor is PID 1 of a fresh PID namespace (`unshare --pid --fork --mount-proc`); "+
-		"%v CPUs, kernel %v, node %v, %v.\n",
-		b.n, b.idleN, b.idleDur, par, m["cpus"], m["kernel"], m["node"], m["started"])
+	if len(b.res.Metrics[mIdleRSSMedian]) > 0 {
+		par := "together, staggered"
+		if b.idleSerial {
+			par = "one after another"
+		}
+		what = append(what, fmt.Sprintf("%d idle runs of %s (columns run %s)", b.idleN, b.idleDur, par))
+	}
+	fmt.Fprintf(&sb, "\nMedians (p90 in brackets) of %s; each supervisor is PID 1 of a fresh PID namespace "+
+		"(`unshare --pid --fork --mount-proc`); %v CPUs (%.0f%% busy before the run, %.0f%% after), kernel %v, node %v, %v.\n",
+		strings.Join(what, " and "), m["cpus"], 100*asF(m["cpu_busy_before"]), 100*asF(m["cpu_busy_after"]), m["kernel"], m["node"], m["started"])
 	for _, s := range b.sups {
 		if s.Skip != "" {
 			fmt.Fprintf(&sb, "%s skipped: %s.\n", s.Name, s.Skip)
@@ -332,4 +342,9 @@ func (b *Bench) targets() (ts []Target, missed bool) {
 		}
 	}
 	return
+}
+
+func asF(v any) float64 {
+	f, _ := v.(float64)
+	return f
 }

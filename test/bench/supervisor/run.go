@@ -25,6 +25,7 @@ type Sup struct {
 	Path    string `json:"path,omitempty"`
 	Version string `json:"version,omitempty"`
 	Skip    string `json:"skip,omitempty"` // why the column is not measured
+	SHA256  string `json:"sha256,omitempty"`
 }
 
 // Child is the supervised command: Argv as run directly, and the same for
