@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -128,7 +129,7 @@ func (j *Job) Run(ctx context.Context) {
 			pending[d.Job] = d.State
 		}
 		depsReady = j.deps.Ready()
-		j.log.Info("waiting for dependencies", "after", j.spec.After)
+		j.log.Info("waiting for dependencies", "after", fmt.Sprint(j.spec.After))
 	}
 	ctxDone := ctx.Done()
 

@@ -46,3 +46,13 @@ type Hook struct {
 	Argv    []string
 	Timeout time.Duration
 }
+
+// String reads as the user wrote it in `after:`, where reaching Running is
+// called "started".
+func (d Dependency) String() string {
+	state := d.State.String()
+	if d.State == Running {
+		state = "started"
+	}
+	return d.Job + " " + state
+}

@@ -168,6 +168,11 @@ func run() int {
 		return harnessErr("%v", err)
 	}
 
+	// A closed stdout (| head) must not kill the harness before it cleans up:
+	// with SIGPIPE notified, writes just fail. (Notify installs a handler,
+	// which exec resets, so the supervisors and children are unaffected; an
+	// ignored SIGPIPE would be inherited.)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -233,20 +238,16 @@ func run() int {
 	b.res.Meta["loadavg_end"] = strings.TrimSpace(readFirst("/proc/loadavg"))
 	b.res.Meta["cpu_busy_after"] = cpuBusy(time.Second)
 
-	fmt.Print(b.table())
+	table := b.table()
 	targets, missed := b.targets()
 	b.res.Targets = targets
-	fmt.Println()
-	for _, t := range targets {
-		fmt.Printf("%-4s  %s: %s\n", t.Status, t.Name, t.Detail)
-	}
-
 	out := *jsonOut
 	if out == "" {
 		out = filepath.Join(filepath.Dir(b.tmp), "pilot-bench-"+time.Now().UTC().Format("20060102T150405Z")+".json")
 	}
 	if j, err := json.MarshalIndent(b.res, "", " "); err == nil {
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err == nil {
+		err := os.MkdirAll(filepath.Dir(out), 0o755)
+		if err == nil {
 			err = os.WriteFile(out, j, 0o644)
 		}
 		if err != nil {
@@ -254,6 +255,12 @@ func run() int {
 		}
 		fmt.Fprintf(os.Stderr, "bench: raw samples in %s (took %s)\n", out, b.res.Meta["duration"])
 	}
+	fmt.Print(table)
+	fmt.Println()
+	for _, t := range targets {
+		fmt.Printf("%-4s  %s: %s\n", t.Status, t.Name, t.Detail)
+	}
+
 	if *keep {
 		fmt.Fprintf(os.Stderr, "bench: per-run logs kept in %s\n", b.tmp)
 	}

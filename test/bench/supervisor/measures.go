@@ -184,16 +184,13 @@ func (b *Bench) termRun(s *Sup, rep int) error {
 		return err
 	}
 	time.Sleep(b.settle) // let the supervisor finish its own start-up work
-	const limit = 15 * time.Second
-	sup, err := exitWaiter(pid1, limit)
+	pids := []int{pid1}
+	if child != pid1 {
+		pids = append(pids, child)
+	}
+	exits, err := exitWatch(pids, 15*time.Second)
 	if err != nil {
 		return err
-	}
-	chl := sup
-	if child != pid1 {
-		if chl, err = exitWaiter(child, limit); err != nil {
-			return err
-		}
 	}
 	tSend := monoNow()
 	if err := syscall.Kill(pid1, syscall.SIGTERM); err != nil {
@@ -207,11 +204,8 @@ func (b *Bench) termRun(s *Sup, rep int) error {
 	if err != nil {
 		return err
 	}
-	tChild := <-chl
-	tSup := tChild // no supervisor: the child is PID 1, one pidfd, one moment
-	if child != pid1 {
-		tSup = <-sup
-	}
+	t := <-exits
+	tSup, tChild := t[0], t[len(t)-1] // no supervisor: the child is PID 1
 	return b.termRecord(s, rep, r, tSend, sig, ex, tChild, tSup)
 }
 

@@ -201,51 +201,72 @@ func pidfdOpen(pid int) (int, error) {
 	return int(fd), nil
 }
 
-// exitWaiter registers pid's pidfd with an epoll instance right away and
-// returns a channel that delivers the exit moment (CLOCK_MONOTONIC ns read
-// as soon as epoll reports the pidfd readable), or -1 on timeout.
-// A pidfd becomes readable when the process exits, whoever its parent is.
-func exitWaiter(pid int, timeout time.Duration) (<-chan int64, error) {
-	fd, err := pidfdOpen(pid)
-	if err != nil {
-		return nil, fmt.Errorf("pidfd_open(%d): %w", pid, err)
-	}
+// exitWatch registers a pidfd per pid with one epoll instance right away
+// and returns a channel that delivers, per pid, the moment (CLOCK_MONOTONIC
+// ns) epoll first reported it readable, i.e. exited, or -1 on timeout. One
+// waiter for all pids keeps the order of the stamps true: two exits seen in
+// the same wake-up get the same stamp. A pidfd becomes readable when the
+// process exits, whoever its parent is.
+func exitWatch(pids []int, timeout time.Duration) (<-chan []int64, error) {
 	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
-		syscall.Close(fd)
 		return nil, err
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
-	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		syscall.Close(fd)
+	fds := make([]int, 0, len(pids))
+	closeAll := func() {
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
 		syscall.Close(ep)
-		return nil, err
 	}
-	ch := make(chan int64, 1)
+	for i, pid := range pids {
+		fd, err := pidfdOpen(pid)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("pidfd_open(%d): %w", pid, err)
+		}
+		fds = append(fds, fd)
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(i)}
+		if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	ch := make(chan []int64, 1)
 	go func() {
-		defer syscall.Close(fd)
-		defer syscall.Close(ep)
+		defer closeAll()
+		times := make([]int64, len(pids))
+		left := len(pids)
 		deadline := time.Now().Add(timeout)
-		evs := make([]syscall.EpollEvent, 1)
-		for {
+		evs := make([]syscall.EpollEvent, len(pids))
+		for left > 0 {
 			ms := int(time.Until(deadline) / time.Millisecond)
 			if ms <= 0 {
-				ch <- -1
-				return
+				break
 			}
 			n, err := syscall.EpollWait(ep, evs, ms)
+			now := monoNow()
 			if err == syscall.EINTR {
 				continue
 			}
 			if err != nil {
-				ch <- -1
-				return
+				break
 			}
-			if n > 0 {
-				ch <- monoNow()
-				return
+			for _, ev := range evs[:n] {
+				i := int(ev.Fd)
+				if times[i] == 0 {
+					times[i] = now
+					left--
+					syscall.EpollCtl(ep, syscall.EPOLL_CTL_DEL, fds[i], nil)
+				}
 			}
 		}
+		for i := range times {
+			if times[i] == 0 {
+				times[i] = -1
+			}
+		}
+		ch <- times
 	}()
 	return ch, nil
 }
