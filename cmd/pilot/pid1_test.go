@@ -209,10 +209,10 @@ func TestReaperNeverStealsExitStatus(t *testing.T) {
 // its job is re-parented to pilot and reaped.
 func TestSubreaperWhenNotPID1(t *testing.T) {
 	t.Parallel()
-	p := startPilot(t, pilotOpts{}, "--", "/bin/sh", "-c", `(sleep 0.3 & echo orphan $!) ; read _`)
-	stdinHold := p.out.waitLine(t, 5*time.Second, `^orphan (\d+)`)
-	orphan, _ := strconv.Atoi(stdinHold[1])
-	ppid := waitFor(t, 2*time.Second, "orphan re-parented to pilot", func() (int, bool) {
+	p := startPilot(t, pilotOpts{}, "--", "/bin/sh", "-c", `(sleep 1 & echo orphan $!) ; exec sleep 30`)
+	m := p.out.waitLine(t, 5*time.Second, `^orphan (\d+)`)
+	orphan, _ := strconv.Atoi(m[1])
+	waitFor(t, time.Second, "orphan re-parented to pilot", func() (int, bool) {
 		for _, e := range procTable() {
 			if e.pid == orphan {
 				return e.ppid, e.ppid == p.pid
@@ -220,7 +220,6 @@ func TestSubreaperWhenNotPID1(t *testing.T) {
 		}
 		return 0, false
 	})
-	_ = ppid
 	waitFor(t, 3*time.Second, "orphan reaped", func() (bool, bool) {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", orphan))
 		return true, os.IsNotExist(err)
