@@ -132,6 +132,12 @@ func (j *Job) Run(ctx context.Context) {
 		j.log.Info("waiting for dependencies", "after", fmt.Sprint(j.spec.After))
 	}
 	ctxDone := ctx.Done()
+	var memorySampled <-chan time.Time
+	if j.spec.Policy.MaxMemory > 0 {
+		sampler := time.NewTicker(memorySampleInterval)
+		defer sampler.Stop()
+		memorySampled = sampler.C
+	}
 
 	for !l.m.done() {
 		select {
@@ -177,9 +183,17 @@ func (j *Job) Run(ctx context.Context) {
 			l.apply(evTick{})
 		case <-l.preStopped:
 			l.apply(evPreStopped{})
+		case <-memorySampled:
+			if l.proc != nil {
+				l.apply(evMemorySample{RSS: groupRSS(l.proc.pgid)})
+			}
 		}
 	}
 }
+
+// memorySampleInterval paces maxMemory's samples: with memorySamples in a
+// row, a job is restarted after about 6 s above its limit.
+const memorySampleInterval = 2 * time.Second
 
 // loop is the mutable side of Run: the process, the timers and the machine.
 type loop struct {

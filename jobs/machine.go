@@ -30,7 +30,14 @@ type Policy struct {
 	StopSignal  syscall.Signal
 	StopTimeout time.Duration
 	HasPreStop  bool
+	// MaxMemory, in bytes, is the group RSS above which a run is restarted
+	// gracefully after memorySamples samples in a row; 0 means no limit.
+	MaxMemory uint64
 }
+
+// memorySamples is how many samples in a row must exceed MaxMemory before
+// a restart, so that a short spike (a GC about to run) does not count.
+const memorySamples = 3
 
 type machine struct {
 	policy Policy
@@ -49,6 +56,11 @@ type machine struct {
 	// failures counts restarts since the last stable run; it picks the
 	// backoff step and is compared with MaxRestarts.
 	failures int
+	// overMemory counts the samples in a row above MaxMemory this run.
+	overMemory int
+	// recycling is set while a run is stopped to be started again at once
+	// (maxMemory); it is not a failure and has no backoff.
+	recycling bool
 	// runs counts every spawn; restarts is every spawn after the first.
 	runs int
 	last *ExitStatus
@@ -87,21 +99,24 @@ type (
 	evKill struct{}
 	// evForward passes a signal pilot received on to the running process.
 	evForward struct{ Signal syscall.Signal }
+	// evMemorySample is one reading of the running group's resident memory.
+	evMemorySample struct{ RSS uint64 }
 )
 
-func (evStart) isEvent()       {}
-func (evNeverStart) isEvent()  {}
-func (evSpawned) isEvent()     {}
-func (evSpawnFailed) isEvent() {}
-func (evExited) isEvent()      {}
-func (evRestartDue) isEvent()  {}
-func (evTick) isEvent()        {}
-func (evTimeout) isEvent()     {}
-func (evStop) isEvent()        {}
-func (evPreStopped) isEvent()  {}
-func (evKillDue) isEvent()     {}
-func (evKill) isEvent()        {}
-func (evForward) isEvent()     {}
+func (evStart) isEvent()        {}
+func (evNeverStart) isEvent()   {}
+func (evSpawned) isEvent()      {}
+func (evSpawnFailed) isEvent()  {}
+func (evExited) isEvent()       {}
+func (evRestartDue) isEvent()   {}
+func (evTick) isEvent()         {}
+func (evTimeout) isEvent()      {}
+func (evStop) isEvent()         {}
+func (evPreStopped) isEvent()   {}
+func (evKillDue) isEvent()      {}
+func (evKill) isEvent()         {}
+func (evForward) isEvent()      {}
+func (evMemorySample) isEvent() {}
 
 type action interface{ isAction() }
 
@@ -242,14 +257,34 @@ func next(m machine, ev event) (machine, []action) {
 			m, pub := m.to(Stopped, true, m.last)
 			return m, append(acts, pub)
 		}
-		if m.signalled {
-			return m, nil // already stopping after a timeout; the kill timer runs
+		if m.signalled || m.state == Stopping {
+			return m, nil // already stopping (timeout, maxMemory): that sequence goes on
 		}
 		if m.policy.HasPreStop {
 			m, pub := m.to(Stopping, false, nil)
 			return m, []action{pub, actRunPreStop{}}
 		}
 		return m.beginStop(nil, sig)
+
+	case evMemorySample:
+		if m.policy.MaxMemory == 0 || !m.alive || m.signalled || m.shutdown || m.recycling {
+			return m, nil
+		}
+		if ev.RSS <= m.policy.MaxMemory {
+			m.overMemory = 0
+			return m, nil
+		}
+		m.overMemory++
+		if m.overMemory < memorySamples {
+			return m, nil
+		}
+		m.recycling = true
+		log := actLog{"memory above maxMemory: restarting gracefully", []any{"rss", ev.RSS, "maxMemory", m.policy.MaxMemory, "samples", memorySamples}}
+		if m.policy.HasPreStop {
+			m, pub := m.to(Stopping, false, nil)
+			return m, []action{log, pub, actRunPreStop{}}
+		}
+		return m.beginStop([]action{log}, m.policy.StopSignal)
 
 	case evPreStopped:
 		if !m.alive || m.signalled {
@@ -268,7 +303,8 @@ func next(m machine, ev event) (machine, []action) {
 
 func (m machine) spawn() (machine, []action) {
 	m.runs++
-	m.timedOut, m.signalled = false, false
+	m.timedOut, m.signalled, m.recycling = false, false, false
+	m.overMemory = 0
 	m, pub := m.to(Starting, false, nil)
 	return m, []action{pub, actSpawn{}}
 }
@@ -293,6 +329,11 @@ func (m machine) exited(status ExitStatus, uptime time.Duration, jitter float64)
 	if m.shutdown {
 		m, pub := m.to(Stopped, true, &status)
 		return m, []action{pub}
+	}
+	if m.recycling {
+		m, pub := m.to(Stopped, false, &status)
+		m, acts := m.spawn()
+		return m, append([]action{pub}, acts...)
 	}
 	state := Succeeded
 	if !status.Success() {

@@ -304,3 +304,35 @@ func TestNeverStart(t *testing.T) {
 		t.Fatalf("got %+v", p)
 	}
 }
+
+// C24: RSS above maxMemory for memorySamples samples in a row → one graceful
+// restart, with no backoff and no duplicate while it is under way; a sample
+// under the limit starts the count again.
+func TestMaxMemoryRestart(t *testing.T) {
+	p := policy(RestartNever, 0)
+	p.MaxMemory = 100
+	m, _ := run(machine{policy: p}, evStart{}, evSpawned{})
+	m, acts := run(m, evMemorySample{200}, evMemorySample{200}, evMemorySample{50}, evMemorySample{200}, evMemorySample{200})
+	if _, ok := has[actSignal](acts); ok {
+		t.Fatal("restarted without three samples in a row")
+	}
+	m, acts = run(m, evMemorySample{200})
+	if s, ok := has[actSignal](acts); !ok || s.Signal != syscall.SIGTERM {
+		t.Fatalf("no graceful stop: %v", acts)
+	}
+	m, acts = run(m, evMemorySample{200}, evMemorySample{200}, evMemorySample{200})
+	if len(acts) != 0 {
+		t.Fatalf("duplicate restart: %v", acts)
+	}
+	m, acts = run(m, evExited{Status: ExitStatus{Code: 143, Signal: 15}})
+	if _, ok := has[actSpawn](acts); !ok {
+		t.Fatal("not started again")
+	}
+	if _, ok := has[actScheduleRestart](acts); ok {
+		t.Fatal("a memory restart waited out a backoff")
+	}
+	m, _ = run(m, evSpawned{})
+	if m.final || m.runs != 2 || m.overMemory != 0 {
+		t.Fatalf("machine %+v", m)
+	}
+}

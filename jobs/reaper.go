@@ -224,8 +224,9 @@ func descendants(pid int) []int {
 }
 
 type proc struct {
-	pid, ppid int
-	state     byte
+	pid, ppid, pgrp int
+	state           byte
+	rssPages        uint64
 }
 
 func processTable() []proc {
@@ -257,13 +258,27 @@ func readStat(pid int) (proc, bool) {
 	if i < 0 {
 		return proc{}, false
 	}
+	// Fields after the comm, 0-based: state, ppid, pgrp, … rss is the 22nd.
 	fields := bytes.Fields(data[i+1:])
-	if len(fields) < 2 || len(fields[0]) != 1 {
+	if len(fields) < 22 || len(fields[0]) != 1 {
 		return proc{}, false
 	}
-	ppid, err := strconv.Atoi(string(fields[1]))
-	if err != nil {
+	ppid, err1 := strconv.Atoi(string(fields[1]))
+	pgrp, err2 := strconv.Atoi(string(fields[2]))
+	rss, err3 := strconv.ParseUint(string(fields[21]), 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
 		return proc{}, false
 	}
-	return proc{pid: pid, ppid: ppid, state: fields[0][0]}, true
+	return proc{pid: pid, ppid: ppid, pgrp: pgrp, state: fields[0][0], rssPages: rss}, true
+}
+
+// groupRSS sums the resident memory of the processes in a process group.
+func groupRSS(pgid int) uint64 {
+	var pages uint64
+	for _, p := range processTable() {
+		if p.pgrp == pgid {
+			pages += p.rssPages
+		}
+	}
+	return pages * uint64(os.Getpagesize())
 }

@@ -96,6 +96,11 @@ func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
 		PreStop:  hook(jc.PreStop),
 		PostStop: hook(jc.PostStop),
 	}
+	if jc.MaxMemory != "" {
+		if spec.Policy.MaxMemory, err = config.ParseBytes(jc.MaxMemory); err != nil {
+			return jobs.Spec{}, fmt.Errorf("maxMemory: %w", err)
+		}
+	}
 	if jc.Restart.Max != nil {
 		spec.Policy.MaxRestarts = *jc.Restart.Max
 	}

@@ -21,6 +21,9 @@ import (
 
 const roleEnv = "PILOT_TEST_ROLE"
 
+// ballast is the hog helper's memory, kept reachable so it stays resident.
+var ballast []byte
+
 func helperMain(args []string) int {
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "helper: no mode")
@@ -62,6 +65,19 @@ func helperMain(args []string) int {
 		err := syscall.Exec(args[0], args, os.Environ())
 		fmt.Fprintln(os.Stderr, "exec-blocked:", err)
 		return 98
+	case "hog": // hog MiB MARKER: on the first run (no MARKER yet) hold MiB of memory; then behave as "signals exit:0"
+		if _, err := os.Stat(args[1]); err != nil {
+			_ = os.WriteFile(args[1], nil, 0o644)
+			mib, _ := strconv.Atoi(args[0])
+			ballast = make([]byte, mib<<20)
+			for i := 0; i < len(ballast); i += 4096 { // touch every page
+				ballast[i] = 1
+			}
+			fmt.Println("hog ready")
+		} else {
+			fmt.Println("lean ready")
+		}
+		return signalsHelper([]string{"exit:0"})
 	case "sleep": // sleep DURATION then exit 0
 		d, _ := time.ParseDuration(args[0])
 		time.Sleep(d)

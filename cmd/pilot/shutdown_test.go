@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -495,5 +496,33 @@ func TestUsage(t *testing.T) {
 		if out := p.out.String() + p.errLog.String(); !strings.Contains(out, c.want) {
 			t.Fatalf("%v: output lacks %q:\n%s", c.args, c.want, out)
 		}
+	}
+}
+
+// RELIABILITY C24: a job whose memory stays above maxMemory is restarted
+// once, gracefully (stop signal, exit 0), and not again while it is lean.
+func TestMaxMemoryRestartsOnce(t *testing.T) {
+	t.Parallel()
+	marker := filepath.Join(t.TempDir(), "hogged")
+	cfg := writeConfig(t, fmt.Sprintf(`jobs:
+  - name: app
+    main: true
+    exec: %s
+    maxMemory: 200MiB
+`, yamlArgv(helperArgv(t, "hog", "400", marker)...)))
+	p := startPilot(t, pilotOpts{pid1: true}, "run", "--config", cfg)
+	p.out.waitLine(t, 10*time.Second, `^hog ready`)
+	p.out.waitLine(t, 15*time.Second, `^lean ready`)
+	p.errLog.waitLine(t, time.Second, `memory above maxMemory: restarting gracefully`)
+	time.Sleep(7 * time.Second) // long enough for a second, wrong restart
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(5 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if n := p.errLog.count(`memory above maxMemory`); n != 1 {
+		t.Fatalf("%d memory restarts, want 1", n)
+	}
+	if n := p.out.count(`^got SIGTERM`); n != 2 {
+		t.Fatalf("%d SIGTERMs, want 2 (the restart, then the shutdown)", n)
 	}
 }

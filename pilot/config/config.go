@@ -51,6 +51,9 @@ type Job struct {
 	// group when pilot receives them (SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT,
 	// SIGWINCH, SIGALRM).
 	ForwardSignals []string `mapstructure:"forwardSignals"`
+	// MaxMemory is a size such as "512MiB": when the job's process group
+	// stays above it for several samples, pilot restarts the job gracefully.
+	MaxMemory string `mapstructure:"maxMemory"`
 }
 
 // Dependency makes a job wait until another job has reached a state.

@@ -69,6 +69,11 @@ func (j *Job) validate(p *problems, path string, topStopTimeout time.Duration) {
 	validateHook(p, path+".postStop", j.PostStop)
 	oneOf(p, path+".output", j.Output, "raw", "prefixed", "json")
 	validateForwardSignals(p, path+".forwardSignals", j.ForwardSignals)
+	if j.MaxMemory != "" {
+		if _, err := ParseBytes(j.MaxMemory); err != nil {
+			p.add(path+".maxMemory", "%v", err)
+		}
+	}
 }
 
 func validateJobName(p *problems, path, name string) {
