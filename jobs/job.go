@@ -121,13 +121,10 @@ func (j *Job) Run(ctx context.Context) {
 	}()
 
 	var depsReady <-chan struct{}
-	pending := map[string]State{}
+	gate := newDependencyGate(j.spec.After)
 	if j.deps == nil {
 		l.apply(evStart{})
 	} else {
-		for _, d := range j.spec.After {
-			pending[d.Job] = d.State
-		}
 		depsReady = j.deps.Ready()
 		j.log.Info("waiting for dependencies", "after", fmt.Sprint(j.spec.After))
 	}
@@ -153,22 +150,15 @@ func (j *Job) Run(ctx context.Context) {
 			l.kill.stop()
 			l.apply(ev)
 		case <-depsReady:
-			for _, c := range j.deps.Drain() {
-				want, waiting := pending[c.Job]
-				switch {
-				case !waiting:
-				case c.State == want:
-					delete(pending, c.Job)
-				case c.Final:
-					j.log.Error("will never start: a dependency ended without reaching its state",
-						"dependency", c.Job, "awaited", want, "ended", c.State)
-					pending = nil
-					l.apply(evNeverStart{})
-				}
-			}
-			if len(pending) == 0 && pending != nil {
+			switch ev := gate.observe(j.deps.Drain()); ev.(type) {
+			case evNeverStart:
+				j.log.Error("will never start: a dependency ended without reaching its state",
+					"dependency", gate.blockedBy)
 				depsReady = nil
-				l.apply(evStart{})
+				l.apply(ev)
+			case evStart:
+				depsReady = nil
+				l.apply(ev)
 			}
 		case <-l.restart.C:
 			l.restart.stop()
@@ -189,6 +179,40 @@ func (j *Job) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// dependencyGate tracks which of a job's dependencies are still awaited.
+type dependencyGate struct {
+	pending   map[string]Dependency
+	blockedBy Dependency // set when a dependency can no longer be met
+}
+
+func newDependencyGate(after []Dependency) *dependencyGate {
+	g := &dependencyGate{pending: make(map[string]Dependency, len(after))}
+	for _, d := range after {
+		g.pending[d.Job] = d
+	}
+	return g
+}
+
+// observe takes state changes and returns evStart once every dependency is
+// met, evNeverStart once one ended without meeting its state, else nil.
+func (g *dependencyGate) observe(changes []StateChange) event {
+	for _, c := range changes {
+		d, waiting := g.pending[c.Job]
+		switch {
+		case !waiting:
+		case c.State == d.State:
+			delete(g.pending, c.Job)
+		case c.Final:
+			g.blockedBy = d
+			return evNeverStart{}
+		}
+	}
+	if len(g.pending) == 0 {
+		return evStart{}
+	}
+	return nil
 }
 
 // memorySampleInterval paces maxMemory's samples: with memorySamples in a

@@ -448,7 +448,7 @@ func TestDependencies(t *testing.T) {
 		if p.out.count("app") != 0 {
 			t.Fatal("app ran")
 		}
-		p.errLog.waitLine(t, time.Second, `will never start.*dependency=migrate`)
+		p.errLog.waitLine(t, time.Second, `will never start.*dependency="migrate succeeded"`)
 	})
 }
 
