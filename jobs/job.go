@@ -104,9 +104,11 @@ func (j *Job) send(ev event) {
 // ctx stops the job as Stop then Kill would.
 func (j *Job) Run(ctx context.Context) {
 	defer close(j.done)
-	l := &loop{job: j, m: machine{policy: j.spec.Policy}, exits: make(chan evExited, 1), preStopped: make(chan struct{}, 1)}
+	l := &loop{job: j, m: machine{policy: j.spec.Policy}, exits: make(chan evExited, 1),
+		preStopped: make(chan struct{}, 1), verdicts: make(chan bool), stopProbe: func() {}}
 	l.hookCtx, l.cancelHooks = context.WithCancel(context.Background())
 	defer func() {
+		l.stopProbe()
 		l.cancelHooks()
 		l.restart.stop()
 		l.timeout.stop()
@@ -145,6 +147,7 @@ func (j *Job) Run(ctx context.Context) {
 		case ev := <-j.events:
 			l.apply(ev)
 		case ev := <-l.exits:
+			l.stopProbe()
 			l.proc = nil
 			l.timeout.stop()
 			l.kill.stop()
@@ -173,6 +176,10 @@ func (j *Job) Run(ctx context.Context) {
 			l.apply(evTick{})
 		case <-l.preStopped:
 			l.apply(evPreStopped{})
+		case healthy := <-l.verdicts:
+			if l.proc != nil {
+				l.apply(evHealth{Healthy: healthy})
+			}
 		case <-memorySampled:
 			if l.proc != nil {
 				l.apply(evMemorySample{RSS: groupRSS(l.proc.pgid)})
@@ -230,6 +237,10 @@ type loop struct {
 	kill       timer
 	ticker     *time.Ticker
 	preStopped chan struct{}
+	// verdicts carries the probe's health changes for the current run;
+	// stopProbe ends the probe of the run.
+	verdicts  chan bool
+	stopProbe func()
 
 	hookCtx     context.Context
 	cancelHooks context.CancelFunc
@@ -334,6 +345,7 @@ func (l *loop) spawn() event {
 	j.status.Pid = p.pid
 	j.mu.Unlock()
 	j.log.Info("started", "pid", p.pid)
+	l.startProbe()
 	l.background.Add(1)
 	go func() {
 		defer l.background.Done()
@@ -344,6 +356,32 @@ func (l *loop) spawn() event {
 		p.finishOutput()
 	}()
 	return evSpawned{}
+}
+
+// startProbe runs the job's health probe for the run just started. Its
+// verdicts reach the loop through l.verdicts; stopProbe cancels it and waits
+// until it has returned, so a verdict never outlives its run.
+func (l *loop) startProbe() {
+	probe := l.job.spec.Probe
+	if probe == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		probe(ctx, func(healthy bool) {
+			select {
+			case l.verdicts <- healthy:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	l.stopProbe = func() {
+		cancel()
+		<-done
+		l.stopProbe = func() {}
+	}
 }
 
 // timer is a one-shot timer whose channel is nil while disarmed, so a

@@ -153,3 +153,42 @@ func TestHungPreStopIsKilled(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// A run's probe verdicts become the job's Healthy and Unhealthy states, and
+// the probe ends with the run.
+func TestJobProbeDrivesHealthStates(t *testing.T) {
+	h := newHarness(t)
+	sub := h.deps.Bus.Subscribe()
+	spec := shellSpec("app", "echo up; exec sleep 30")
+	probeEnded := make(chan struct{})
+	spec.Probe = func(ctx context.Context, report func(bool)) {
+		defer close(probeEnded)
+		report(true)
+		report(false)
+		<-ctx.Done()
+	}
+	j := New(spec, h.deps)
+	wg := runAll(j)
+	h.waitOutput(t, "app | up")
+	deadline := time.Now().Add(5 * time.Second)
+	var states []string
+	for !strings.Contains(strings.Join(states, ","), "unhealthy") {
+		if time.Now().After(deadline) {
+			t.Fatalf("states %v", states)
+		}
+		time.Sleep(5 * time.Millisecond)
+		for _, c := range sub.Drain() {
+			states = append(states, c.State.String())
+		}
+	}
+	if got := strings.Join(states, ","); got != "starting,running,healthy,unhealthy" {
+		t.Fatalf("states %s", got)
+	}
+	j.Stop(syscall.SIGTERM)
+	wg.Wait()
+	select {
+	case <-probeEnded:
+	default:
+		t.Fatal("the probe outlived the run")
+	}
+}

@@ -33,6 +33,9 @@ type Policy struct {
 	// MaxMemory, in bytes, is the group RSS above which a run is restarted
 	// gracefully after memorySamples samples in a row; 0 means no limit.
 	MaxMemory uint64
+	// RestartUnhealthy (onUnhealthy: restart) stops a run that turned
+	// unhealthy and starts it again after the backoff, whatever Restart says.
+	RestartUnhealthy bool
 }
 
 // memorySamples is how many samples in a row must exceed MaxMemory before
@@ -58,6 +61,9 @@ type machine struct {
 	failures int
 	// overMemory counts the samples in a row above MaxMemory this run.
 	overMemory int
+	// unhealthyRestart is set while a run that turned unhealthy is stopped
+	// to be restarted.
+	unhealthyRestart bool
 	// recycling is set while a run is stopped to be started again at once
 	// (maxMemory); it is not a failure and has no backoff.
 	recycling bool
@@ -101,6 +107,8 @@ type (
 	evForward struct{ Signal syscall.Signal }
 	// evMemorySample is one reading of the running group's resident memory.
 	evMemorySample struct{ RSS uint64 }
+	// evHealth is a change of the health check's verdict on the current run.
+	evHealth struct{ Healthy bool }
 )
 
 func (evStart) isEvent()        {}
@@ -117,6 +125,7 @@ func (evKillDue) isEvent()      {}
 func (evKill) isEvent()         {}
 func (evForward) isEvent()      {}
 func (evMemorySample) isEvent() {}
+func (evHealth) isEvent()       {}
 
 type action interface{ isAction() }
 
@@ -286,6 +295,21 @@ func next(m machine, ev event) (machine, []action) {
 		}
 		return m.beginStop([]action{log}, m.policy.StopSignal)
 
+	case evHealth:
+		if !m.alive || m.signalled || m.state == Stopping {
+			return m, nil
+		}
+		if ev.Healthy {
+			m, pub := m.to(Healthy, false, nil)
+			return m, []action{pub}
+		}
+		m, pub := m.to(Unhealthy, false, nil)
+		if !m.policy.RestartUnhealthy || m.shutdown {
+			return m, []action{pub}
+		}
+		m.unhealthyRestart = true
+		return m.beginStop([]action{pub, actLog{"unhealthy: restarting", nil}}, m.policy.StopSignal)
+
 	case evPreStopped:
 		if !m.alive || m.signalled {
 			return m, nil
@@ -303,7 +327,7 @@ func next(m machine, ev event) (machine, []action) {
 
 func (m machine) spawn() (machine, []action) {
 	m.runs++
-	m.timedOut, m.signalled, m.recycling = false, false, false
+	m.timedOut, m.signalled, m.recycling, m.unhealthyRestart = false, false, false, false
 	m.overMemory = 0
 	m, pub := m.to(Starting, false, nil)
 	return m, []action{pub, actSpawn{}}
@@ -346,7 +370,7 @@ func (m machine) exited(status ExitStatus, uptime time.Duration, jitter float64)
 	if m.policy.Backoff.ResetAfter > 0 && uptime >= m.policy.Backoff.ResetAfter {
 		m.failures = 0
 	}
-	wantRestart := m.policy.Restart == RestartAlways ||
+	wantRestart := m.policy.Restart == RestartAlways || m.unhealthyRestart ||
 		(m.policy.Restart == RestartOnFailure && state == Failed)
 	if !wantRestart {
 		m, pub := m.to(state, true, &status)

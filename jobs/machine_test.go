@@ -336,3 +336,42 @@ func TestMaxMemoryRestart(t *testing.T) {
 		t.Fatalf("machine %+v", m)
 	}
 }
+
+func TestHealthStates(t *testing.T) {
+	m, _ := run(machine{policy: policy(RestartNever, -1)}, evStart{}, evSpawned{})
+	m, acts := run(m, evHealth{Healthy: true})
+	if p := lastPublish(t, acts); p.State != Healthy || p.Final {
+		t.Fatalf("got %+v", p)
+	}
+	m, acts = run(m, evHealth{Healthy: false})
+	if p := lastPublish(t, acts); p.State != Unhealthy {
+		t.Fatalf("got %+v", p)
+	}
+	if _, ok := has[actSignal](acts); ok {
+		t.Fatal("stopped an unhealthy run without onUnhealthy: restart")
+	}
+	_, acts = run(m, evHealth{Healthy: true})
+	if p := lastPublish(t, acts); p.State != Healthy {
+		t.Fatalf("no recovery: %+v", p)
+	}
+}
+
+// D27: onUnhealthy: restart stops the run once the threshold is reached and
+// starts it again after the backoff, even under restart policy never.
+func TestRestartOnUnhealthy(t *testing.T) {
+	p := policy(RestartNever, -1)
+	p.RestartUnhealthy = true
+	m, _ := run(machine{policy: p}, evStart{}, evSpawned{}, evHealth{Healthy: true})
+	m, acts := run(m, evHealth{Healthy: false})
+	if _, ok := has[actSignal](acts); !ok {
+		t.Fatal("unhealthy run not stopped")
+	}
+	m, acts = run(m, evHealth{Healthy: false}, evExited{Status: ExitStatus{Code: 143, Signal: 15}, Jitter: 0.5})
+	if r, ok := has[actScheduleRestart](acts); !ok || r.After != testBackoff.Initial {
+		t.Fatalf("restart not scheduled with the backoff: %v", acts)
+	}
+	m, _ = run(m, evRestartDue{}, evSpawned{})
+	if m.final || m.state != Running || m.unhealthyRestart {
+		t.Fatalf("machine %+v", m)
+	}
+}

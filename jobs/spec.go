@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"os"
 	"syscall"
 	"time"
@@ -32,7 +33,14 @@ type Spec struct {
 	PostStop   *Hook
 	// Forward lists the signals pilot passes on to the job's group.
 	Forward []syscall.Signal
+	// Probe, when set, checks each run's health from its start until its
+	// end, calling report on every change of verdict.
+	Probe Probe
 }
+
+// Probe runs a health check until ctx ends, reporting each change of
+// verdict. pilot builds it from jobs/health; jobs only runs it per run.
+type Probe func(ctx context.Context, report func(healthy bool))
 
 // Dependency makes a job wait until another job has reached a state.
 type Dependency struct {

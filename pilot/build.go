@@ -96,6 +96,12 @@ func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
 		PreStop:  hook(jc.PreStop),
 		PostStop: hook(jc.PostStop),
 	}
+	if jc.Health != nil {
+		return jobs.Spec{}, fmt.Errorf("health: health checks are not wired into jobs yet")
+	}
+	if jc.Service != nil {
+		return jobs.Spec{}, fmt.Errorf("service: Consul registration is not wired yet")
+	}
 	if jc.MaxMemory != "" {
 		if spec.Policy.MaxMemory, err = config.ParseBytes(jc.MaxMemory); err != nil {
 			return jobs.Spec{}, fmt.Errorf("maxMemory: %w", err)

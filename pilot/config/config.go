@@ -6,7 +6,9 @@ import "time"
 // defaults are filled in here and nothing live. Load decodes it, Validate
 // checks it, and pilot builds runtime objects from a valid Config.
 type Config struct {
-	Log Log `mapstructure:"log"`
+	// Consul is optional: without it pilot is a pure supervisor.
+	Consul *Consul `mapstructure:"consul"`
+	Log    Log     `mapstructure:"log"`
 	// StopTimeout bounds the whole shutdown sequence. Zero means the default.
 	StopTimeout time.Duration `mapstructure:"stopTimeout"`
 	Jobs        []Job         `mapstructure:"jobs"`
@@ -54,6 +56,80 @@ type Job struct {
 	// MaxMemory is a size such as "512MiB": when the job's process group
 	// stays above it for several samples, pilot restarts the job gracefully.
 	MaxMemory string `mapstructure:"maxMemory"`
+	// Health checks the job while it runs; Service registers it in Consul
+	// (it needs Health and the top-level consul block).
+	Health  *Health  `mapstructure:"health"`
+	Service *Service `mapstructure:"service"`
+}
+
+// Consul is how pilot reaches the Consul agent. Empty fields fall back to
+// Consul's own environment (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, …).
+type Consul struct {
+	Address   string `mapstructure:"address"` // host:port or https://host:port
+	Token     string `mapstructure:"token"`
+	TokenFile string `mapstructure:"tokenFile"`
+	TLS       TLS    `mapstructure:"tls"`
+}
+
+// TLS to Consul verifies certificates unless InsecureSkipVerify is spelled out.
+type TLS struct {
+	CAFile             string `mapstructure:"caFile"`
+	CertFile           string `mapstructure:"certFile"`
+	KeyFile            string `mapstructure:"keyFile"`
+	ServerName         string `mapstructure:"serverName"`
+	InsecureSkipVerify bool   `mapstructure:"insecureSkipVerify"`
+}
+
+// Health is a job's health check: exactly one of HTTP, TCP, Exec, Shell.
+type Health struct {
+	HTTP               *HTTPCheck    `mapstructure:"http"`
+	TCP                *TCPCheck     `mapstructure:"tcp"`
+	Exec               []string      `mapstructure:"exec"`
+	Shell              string        `mapstructure:"shell"`
+	Interval           time.Duration `mapstructure:"interval"`
+	Timeout            time.Duration `mapstructure:"timeout"`
+	StartPeriod        time.Duration `mapstructure:"startPeriod"`
+	HealthyThreshold   int           `mapstructure:"healthyThreshold"`
+	UnhealthyThreshold int           `mapstructure:"unhealthyThreshold"`
+	OnUnhealthy        string        `mapstructure:"onUnhealthy"` // none | restart
+}
+
+// HTTPCheck is a GET to 127.0.0.1:Port/Path; a 2xx or 3xx passes unless
+// ExpectStatus lists the codes that do.
+type HTTPCheck struct {
+	Port         int    `mapstructure:"port"`
+	Path         string `mapstructure:"path"`
+	Host         string `mapstructure:"host"` // the Host header
+	ExpectStatus []int  `mapstructure:"expectStatus"`
+}
+
+// TCPCheck passes when 127.0.0.1:Port accepts a connection.
+type TCPCheck struct {
+	Port int `mapstructure:"port"`
+}
+
+// Service is a job's registration in Consul.
+type Service struct {
+	ID                      string            `mapstructure:"id"` // default NAME-HOSTNAME
+	Name                    string            `mapstructure:"name"`
+	Port                    int               `mapstructure:"port"`
+	Address                 Address           `mapstructure:"address"`
+	Tags                    []string          `mapstructure:"tags"`
+	Meta                    map[string]string `mapstructure:"meta"`
+	EnableTagOverride       bool              `mapstructure:"enableTagOverride"`
+	TTL                     time.Duration     `mapstructure:"ttl"`
+	DeregisterCriticalAfter time.Duration     `mapstructure:"deregisterCriticalAfter"`
+	// Drain is the pause between deregistration and the stop signal, for
+	// proxies to drop the instance.
+	Drain time.Duration `mapstructure:"drain"`
+}
+
+// Address chooses the address registered: at most one of the three; none
+// means the first non-loopback IPv4 address.
+type Address struct {
+	Interface string `mapstructure:"interface"`
+	CIDR      string `mapstructure:"cidr"`
+	Static    string `mapstructure:"static"`
 }
 
 // Dependency makes a job wait until another job has reached a state.

@@ -205,7 +205,9 @@ func collectDecodeErrors(err error, p *problems) {
 }
 
 func addDecodeError(e *mapstructure.DecodeError, p *problems) {
-	path, typ := locate(e.Name())
+	// mapstructure names the root by its Go type when the top level has
+	// unknown keys (with a pointer field in Config); the path there is "".
+	path, typ := locate(strings.TrimPrefix(e.Name(), reflect.TypeFor[Config]().String()))
 	msg := e.Unwrap().Error()
 	// mapstructure reports a map's unknown keys in one message, joined by
 	// ", "; split it so that each key gets its own line and suggestion.

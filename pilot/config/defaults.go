@@ -24,6 +24,15 @@ const (
 	DefaultHookTimeout       = 5 * time.Second
 	DefaultOutput            = "raw"
 	MinEvery                 = 100 * time.Millisecond
+
+	DefaultHealthInterval      = 5 * time.Second
+	DefaultHealthTimeout       = 2 * time.Second
+	DefaultHealthyThreshold    = 1
+	DefaultUnhealthyThreshold  = 3
+	DefaultOnUnhealthy         = "none"
+	DefaultHealthPath          = "/"
+	DefaultServiceTTLIntervals = 3               // the TTL is three check intervals…
+	MinServiceTTL              = 2 * time.Second // …and never under this
 )
 
 // WithDefaults returns a deep copy of c with every default filled in; c and
@@ -64,6 +73,46 @@ func (j Job) withDefaults(topStopTimeout time.Duration) Job {
 	out.PreStop = j.PreStop.withDefaults()
 	out.PostStop = j.PostStop.withDefaults()
 	out.Output = cmp.Or(j.Output, DefaultOutput)
+	if j.Health != nil {
+		h := j.Health.withDefaults()
+		out.Health = &h
+	}
+	if j.Service != nil {
+		s := j.Service.withDefaults(out.Health)
+		out.Service = &s
+	}
+	return out
+}
+
+func (h *Health) withDefaults() Health {
+	out := *h
+	if h.HTTP != nil {
+		http := *h.HTTP
+		http.Path = cmp.Or(http.Path, DefaultHealthPath)
+		http.ExpectStatus = slices.Clone(h.HTTP.ExpectStatus)
+		out.HTTP = &http
+	}
+	if h.TCP != nil {
+		tcp := *h.TCP
+		out.TCP = &tcp
+	}
+	out.Exec = slices.Clone(h.Exec)
+	out.Interval = cmp.Or(h.Interval, DefaultHealthInterval)
+	out.Timeout = cmp.Or(h.Timeout, min(DefaultHealthTimeout, out.Interval))
+	out.HealthyThreshold = cmp.Or(h.HealthyThreshold, DefaultHealthyThreshold)
+	out.UnhealthyThreshold = cmp.Or(h.UnhealthyThreshold, DefaultUnhealthyThreshold)
+	out.OnUnhealthy = cmp.Or(h.OnUnhealthy, DefaultOnUnhealthy)
+	return out
+}
+
+// withDefaults fills the TTL from the job's (defaulted) health interval.
+func (s Service) withDefaults(health *Health) Service {
+	out := s
+	out.Tags = slices.Clone(s.Tags)
+	out.Meta = maps.Clone(s.Meta)
+	if out.TTL == 0 && health != nil {
+		out.TTL = max(DefaultServiceTTLIntervals*health.Interval, MinServiceTTL)
+	}
 	return out
 }
 

@@ -29,9 +29,11 @@ func validateDependencies(p *problems, jobs []Job, firstNamed map[string]int) {
 			switch dep.State {
 			case "started", "succeeded", "failed", "stopped":
 			case "healthy":
-				// Until jobs have health checks no job can become healthy,
-				// so waiting for it would wait forever.
-				p.add(path+".state", "job %s has no health check (health checks are not supported yet)", quote(dep.Job))
+				// A job without a check never becomes healthy: waiting
+				// for it would wait forever.
+				if known && jobs[target].Health == nil {
+					p.add(path+".state", "job %s has no health check", quote(dep.Job))
+				}
 			case "":
 				p.add(path+".state", "required (one of %s)", dependencyStates)
 			default:

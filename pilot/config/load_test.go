@@ -140,8 +140,8 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{
 			name: "unknown top-level key",
-			doc:  "consul: {address: x}\njobs: []\n",
-			want: []string{`unknown key "consul"`},
+			doc:  "watchez: {address: x}\njobs: []\n",
+			want: []string{`unknown key "watchez"`},
 		},
 		{
 			name: "keys match in case only",

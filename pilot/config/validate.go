@@ -24,6 +24,7 @@ func (c *Config) Validate() error {
 	oneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(&p, "log.format", c.Log.Format, "text", "json")
 	nonNegative(&p, "stopTimeout", c.StopTimeout)
+	c.Consul.validate(&p)
 	c.validateJobs(&p)
 	return p.err()
 }
@@ -50,6 +51,8 @@ func (c *Config) validateJobs(p *problems) {
 			mainJob = i
 		}
 		job.validate(p, path, topStopTimeout)
+		job.Health.validate(p, path+".health")
+		job.Service.validate(p, path+".service", job, c.Consul)
 	}
 	validateDependencies(p, c.Jobs, firstNamed)
 }

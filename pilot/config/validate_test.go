@@ -114,7 +114,7 @@ func TestValidate(t *testing.T) {
 				"jobs[1].after[2].job: required",
 				"jobs[1].after[3].state: required (one of started, healthy, succeeded, failed, stopped)",
 				`jobs[1].after[4].state: "done" must be one of started, healthy, succeeded, failed, stopped`,
-				`jobs[1].after[5].state: job "app" has no health check (health checks are not supported yet)`,
+				`jobs[1].after[5].state: job "app" has no health check`,
 			},
 		},
 		{
