@@ -1,5 +1,25 @@
-// Package discovery will hold pilot's own service-discovery interfaces
-// (Registrar, Watcher) in pilot's own types, with Consul and Docker
-// implementations in subpackages. It is empty until the Consul work lands;
-// jobs publish StateChanges that the registrar will subscribe to.
+// Package discovery holds pilot's own service-discovery types and interfaces.
+// It imports no vendor package: implementations live in subpackages
+// (discovery/consul) and are guarded by
+//
+//	var _ discovery.Registrar = (*consul.Registrar)(nil)
+//
+// What it owns:
+//   - Service: one registration as pilot sees it (ID, name, address, port,
+//     tags, meta, TTL, deregisterCriticalAfter).
+//   - Status: the health pilot reports for it (passing, warning, critical).
+//   - Registrar: keeps one Service registered while its Run lives. It is a
+//     level-triggered reconciler: it holds the desired state (latest status,
+//     maintenance on/off, deregistered) and converges the agent to it,
+//     re-registering whenever the agent has forgotten the service.
+//   - SelectAddress: the pure choice of the address to advertise, from an
+//     AddressSelector and a list of Interfaces (SystemInterfaces adapts
+//     net.Interfaces).
+//
+// Concurrency contract for Registrar implementations: Run is called once and
+// owns the only background goroutine; SetStatus and Connected never block and
+// may be called from any goroutine, before or during Run; Deregister and
+// SetMaintenance may be called from any goroutine and return when their ctx
+// ends at the latest. Deregister is terminal: after it, the Registrar never
+// registers the service again.
 package discovery

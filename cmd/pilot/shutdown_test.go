@@ -511,8 +511,8 @@ func TestMaxMemoryRestartsOnce(t *testing.T) {
     maxMemory: 200MiB
 `, yamlArgv(helperArgv(t, "hog", "400", marker)...)))
 	p := startPilot(t, pilotOpts{pid1: true}, "run", "--config", cfg)
-	p.out.waitLine(t, 10*time.Second, `^hog ready`)
-	p.out.waitLine(t, 15*time.Second, `^lean ready`)
+	p.out.waitLine(t, 30*time.Second, `^hog ready`)
+	p.out.waitLine(t, 30*time.Second, `^lean ready`)
 	p.errLog.waitLine(t, time.Second, `memory above maxMemory: restarting gracefully`)
 	time.Sleep(7 * time.Second) // long enough for a second, wrong restart
 	p.signal(syscall.SIGTERM)
