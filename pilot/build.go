@@ -1,8 +1,10 @@
 package pilot
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"os/user"
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/jobs/health"
 	"github.com/nodepilot/pilot/jobs/output"
 	"github.com/nodepilot/pilot/pilot/config"
 )
@@ -40,12 +43,17 @@ var restartPolicies = map[string]jobs.RestartPolicy{
 }
 
 // BuildSpecs turns a validated config (defaults already filled in) into job
-// specs. environ is pilot's own environment, which every job inherits.
-func BuildSpecs(cfg config.Config, environ []string) ([]jobs.Spec, error) {
+// specs. environ is pilot's own environment, which every job inherits;
+// starter runs exec health checks (pilot's reaper; nil only to validate).
+func BuildSpecs(cfg config.Config, environ []string, starter health.ProcessStarter, log *slog.Logger) ([]jobs.Spec, error) {
 	var errs []error
 	specs := make([]jobs.Spec, 0, len(cfg.Jobs))
 	for i, jc := range cfg.Jobs {
 		spec, err := buildSpec(jc, environ)
+		if err == nil && jc.Health != nil {
+			spec.Probe, err = buildProbe(*jc.Health, spec, starter, log.With("job", jc.Name))
+			spec.Policy.RestartUnhealthy = jc.Health.OnUnhealthy == "restart"
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("jobs[%d].%w", i, err))
 			continue
@@ -96,9 +104,6 @@ func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
 		PreStop:  hook(jc.PreStop),
 		PostStop: hook(jc.PostStop),
 	}
-	if jc.Health != nil {
-		return jobs.Spec{}, fmt.Errorf("health: health checks are not wired into jobs yet")
-	}
 	if jc.Service != nil {
 		return jobs.Spec{}, fmt.Errorf("service: Consul registration is not wired yet")
 	}
@@ -121,6 +126,40 @@ func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
 		spec.Forward = append(spec.Forward, sig)
 	}
 	return spec, nil
+}
+
+// buildProbe makes the job's health check into a Probe that reports each
+// change of verdict. Checks connect to the job on loopback; exec checks run
+// as the job does (user, dir, environment).
+func buildProbe(h config.Health, spec jobs.Spec, starter health.ProcessStarter, log *slog.Logger) (jobs.Probe, error) {
+	var checker health.Checker
+	switch {
+	case h.HTTP != nil:
+		c, err := health.NewHTTP(health.HTTPConfig{Port: h.HTTP.Port, Path: h.HTTP.Path,
+			HostHeader: h.HTTP.Host, ExpectStatus: h.HTTP.ExpectStatus})
+		if err != nil {
+			return nil, fmt.Errorf("health.http: %w", err)
+		}
+		checker = c
+	case h.TCP != nil:
+		checker = health.NewTCP(health.DefaultHost, h.TCP.Port)
+	default:
+		c, err := health.NewExec(health.ExecConfig{Argv: command(h.Exec, h.Shell), Env: spec.Env,
+			Dir: spec.Dir, Credential: spec.Credential}, starter)
+		if err != nil {
+			return nil, fmt.Errorf("health: %w", err)
+		}
+		checker = c
+	}
+	policy := health.Policy{Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod,
+		HealthyThreshold: h.HealthyThreshold, UnhealthyThreshold: h.UnhealthyThreshold}
+	return func(ctx context.Context, report func(healthy bool)) {
+		health.NewProber(checker, policy, log, func(r health.Result) {
+			if r.Changed && r.Status != health.Unknown {
+				report(r.Status == health.Healthy) // the prober logs the why
+			}
+		}).Run(ctx)
+	}, nil
 }
 
 func command(exec []string, shell string) []string {

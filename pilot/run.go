@@ -32,16 +32,16 @@ type Options struct {
 // found at run time (a *ConfigError) or pilot's own failure.
 func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	cfg := raw.WithDefaults()
-	specs, err := BuildSpecs(cfg, opts.Environ)
+	log := opts.Log
+	reaper := jobs.NewReaper(log)
+	specs, err := BuildSpecs(cfg, opts.Environ, reaper, log)
 	if err != nil {
 		return 2, err
 	}
-	log := opts.Log
 	if err := jobs.BecomeSubreaper(); err != nil {
 		log.Warn("cannot become child subreaper: orphans of jobs will not be reaped by pilot", "err", err)
 	}
 
-	reaper := jobs.NewReaper(log)
 	bus := jobs.NewBus()
 	deps := jobs.Deps{
 		Log:    log,

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/nodepilot/pilot/jobs"
 	"github.com/nodepilot/pilot/jobs/output"
 	"github.com/nodepilot/pilot/pilot"
 	"github.com/nodepilot/pilot/pilot/config"
@@ -123,7 +124,8 @@ func loadConfig(path string, environ []string) (*config.Config, error) {
 		return nil, inFile(path, err)
 	}
 	// Resolving users and signals can still fail on this machine.
-	if _, err := pilot.BuildSpecs(cfg.WithDefaults(), environ); err != nil {
+	quiet := slog.New(slog.DiscardHandler)
+	if _, err := pilot.BuildSpecs(cfg.WithDefaults(), environ, jobs.NewReaper(quiet), quiet); err != nil {
 		return nil, inFile(path, err)
 	}
 	return cfg, nil

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RELIABILITY D25, D27: a job waiting for `healthy` starts only after the
+// first passing check; `onUnhealthy: restart` restarts the job once the
+// unhealthy threshold is reached — after exactly that many failures, not
+// before.
+func TestHealthGatesAndRestarts(t *testing.T) {
+	t.Parallel()
+	marker := filepath.Join(t.TempDir(), "healthy")
+	cfg := writeConfig(t, fmt.Sprintf(`jobs:
+  - name: app
+    main: true
+    exec: %s
+    health:
+      shell: test -f %s
+      interval: 100ms
+      timeout: 100ms
+      unhealthyThreshold: 3
+      onUnhealthy: restart
+    restart: {backoff: {initial: 100ms}}
+  - name: after-healthy
+    after: [{job: app, state: healthy}]
+    shell: echo dependant-started
+`, yamlArgv(helperArgv(t, "signals", "exit:0")...), marker))
+	p := startPilot(t, pilotOpts{pid1: true}, "run", "--config", cfg)
+	p.out.waitLine(t, 5*time.Second, `^ready`)
+	time.Sleep(300 * time.Millisecond) // unhealthy checks, but not enough to restart…
+	if p.out.count(`dependant-started`) != 0 {
+		t.Fatal("the dependant started before the first passing check")
+	}
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.out.waitLine(t, 2*time.Second, `^dependant-started`)
+
+	if err := os.Remove(marker); err != nil {
+		t.Fatal(err)
+	}
+	p.errLog.waitLine(t, 3*time.Second, `msg="unhealthy: restarting"`)
+	failuresSinceHealthy := 0
+	for _, l := range p.errLog.Lines() {
+		switch {
+		case strings.Contains(l, `state=healthy`):
+			failuresSinceHealthy = 0
+		case strings.Contains(l, `msg="health check failed"`) || strings.Contains(l, `msg="health check failing"`):
+			failuresSinceHealthy++
+		case strings.Contains(l, `msg="unhealthy: restarting"`):
+			if failuresSinceHealthy != 3 {
+				t.Fatalf("restarted after %d failed checks, want the threshold 3", failuresSinceHealthy)
+			}
+		}
+	}
+	p.out.waitLine(t, 3*time.Second, `^got SIGTERM`)
+	waitFor(t, 3*time.Second, "the app running again", func() (int, bool) {
+		n := p.out.count(`^ready`)
+		return n, n == 2
+	})
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(5 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}

@@ -1,0 +1,27 @@
+// Package health runs a job's health checks the kubelet way: one small
+// Checker per kind (HTTP, TCP, Exec), a pure tracker that turns results into
+// a Status with success and failure thresholds and a start period, and a
+// Prober that runs one Checker on a Policy and reports every result, marking
+// the ones that change the Status (edge, not level).
+//
+// It owns only checking: it does not know jobs, Consul or metrics. The
+// caller (jobs) builds the Checker from config, runs a Prober per healthy
+// job and turns Results into events, registrations and metrics.
+//
+// Concurrency: a Prober's Run is one goroutine and must be called once; it
+// runs checks one at a time, never two at once, calls report synchronously
+// on that goroutine, and returns with nothing left running when its context
+// ends. The tracker is owned by that goroutine. Checkers keep no state
+// between checks beyond their configuration. Time is read with the monotonic
+// clock only (time.Now/time.Since differences, timers).
+//
+// Exec checks start their processes through an injected ProcessStarter
+// rather than cmd.Start/cmd.Wait: when pilot is PID 1 its reaper waits on
+// every child it does not know, and a check's shell would be such a child.
+// Passing pilot's *jobs.Reaper registers each check's pid before the reaper
+// can see it, so the reaper never steals the exit status that decides the
+// check (ContainerPilot #439). Each run leads its own process group; at its
+// timeout the whole group gets SIGKILL, and any member left when the run
+// ends is killed too. Grandchildren orphaned that way are reaped by the
+// reaper like any orphan.
+package health
