@@ -104,9 +104,6 @@ func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
 		PreStop:  hook(jc.PreStop),
 		PostStop: hook(jc.PostStop),
 	}
-	if jc.Service != nil {
-		return jobs.Spec{}, fmt.Errorf("service: Consul registration is not wired yet")
-	}
 	if jc.MaxMemory != "" {
 		if spec.Policy.MaxMemory, err = config.ParseBytes(jc.MaxMemory); err != nil {
 			return jobs.Spec{}, fmt.Errorf("maxMemory: %w", err)

@@ -38,6 +38,13 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	if err != nil {
 		return 2, err
 	}
+	svcs, consulClient, err := buildServices(cfg, log)
+	if err != nil {
+		return 2, err
+	}
+	if consulClient != nil {
+		defer consulClient.Close()
+	}
 	if err := jobs.BecomeSubreaper(); err != nil {
 		log.Warn("cannot become child subreaper: orphans of jobs will not be reaped by pilot", "err", err)
 	}
@@ -54,6 +61,7 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 		log:          log,
 		bus:          bus,
 		reaper:       reaper,
+		services:     svcs,
 		stopTimeout:  cfg.StopTimeout,
 		stopRequests: make(chan syscall.Signal, 1),
 	}
@@ -74,6 +82,13 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	var g group
 	reaperCtx, stopReaper := context.WithCancel(context.Background())
 	g.add(func() error { reaper.Run(reaperCtx); return nil }, stopReaper)
+
+	if len(svcs) > 0 {
+		servicesCtx, stopServices := context.WithCancel(context.Background())
+		changes := bus.Subscribe() // now, before any job can change state
+		defer bus.Unsubscribe(changes)
+		g.add(func() error { svcs.run(servicesCtx, changes); return nil }, stopServices)
+	}
 
 	signalsCtx, stopSignals := context.WithCancel(context.Background())
 	g.add(func() error { handleSignals(signalsCtx, log, sup); return nil }, stopSignals)

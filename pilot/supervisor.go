@@ -18,6 +18,7 @@ type supervisor struct {
 	main        *jobs.Job
 	bus         *jobs.Bus
 	reaper      *jobs.Reaper
+	services    services
 	stopTimeout time.Duration
 	// stopRequests carries TERM or INT from the signal actor.
 	stopRequests chan syscall.Signal
@@ -99,7 +100,8 @@ func (s *supervisor) exitCode(trigger syscall.Signal) int {
 	return 1
 }
 
-// shutdown stops every job, dependants before what they depend on, sweeps
+// shutdown stops every job, dependants before what they depend on — a job
+// with a service leaves Consul first (critical, deregistered, drained) —, sweeps
 // what is left, runs postStop hooks, and returns as soon as all is gone or
 // the stopTimeout has passed. Further stop requests change nothing.
 func (s *supervisor) shutdown(sig syscall.Signal, reason string) {
@@ -120,6 +122,7 @@ func (s *supervisor) shutdown(sig syscall.Signal, reason string) {
 
 	order := stopOrder(s.jobs)
 	for _, level := range order {
+		s.services.withdraw(ctx, level, s.log)
 		for _, j := range level {
 			j.Stop(sig)
 		}

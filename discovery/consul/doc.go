@@ -1,0 +1,37 @@
+// Package consul implements discovery.Registrar against a Consul agent's
+// HTTP API (github.com/hashicorp/consul/api). No consul type crosses its
+// exported API: callers speak discovery.Service and discovery.Status.
+//
+// Client holds one configured API client (address, ACL token, TLS), built on
+// api.DefaultConfig so CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN(_FILE),
+// CONSUL_CACERT, CONSUL_CLIENT_CERT/KEY, CONSUL_TLS_SERVER_NAME and
+// CONSUL_HTTP_SSL(_VERIFY) are honoured; every field set in Config wins over
+// the environment. The token never appears in a log line or an error: every
+// error leaving this package is rebuilt from the operation name, the HTTP
+// status or the transport cause, and is scrubbed of the token.
+//
+// Registrar keeps one service registered with one TTL check
+// (CheckID "service:<id>"). Its Run goroutine is the only background
+// goroutine; it is a level-triggered reconciler:
+//
+//   - readiness gate: nothing is registered before the first Passing status;
+//   - registration carries an explicit address and the current status as the
+//     check's initial status, so a fresh registration is never critical first;
+//   - heartbeat every TTL/3 with the latest status (so two missed heartbeats
+//     still leave the check inside its TTL);
+//   - a status change is pushed at once (SetStatus wakes Run);
+//   - a TTL update answered "unknown check" (the agent restarted and lost its
+//     state) re-registers at once and re-applies maintenance; so does the
+//     first success after any failed request (registration is idempotent);
+//   - while the agent is unreachable, retries back off exponentially from
+//     100 ms, capped at min(5 s, TTL/3), forever. Status changes during an
+//     outage only update the desired state; the retry uses the latest.
+//
+// Agent writes are serialised by a one-slot semaphore that Deregister and
+// SetMaintenance acquire under their ctx, so they never wait longer than the
+// caller allows; Deregister also cancels Run's in-flight request, gives the
+// critical mark at most half of its remaining budget (so a hung agent still
+// gets a deregistration attempt) and is terminal. Each of Run's requests is
+// bounded by min(5 s, max(TTL/3, 1 s)). Connected is false until the first
+// request has been answered.
+package consul

@@ -1,0 +1,153 @@
+package pilot
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nodepilot/pilot/discovery"
+	"github.com/nodepilot/pilot/discovery/consul"
+	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/pilot/config"
+)
+
+// deregisterTimeout bounds deregistration at shutdown, so that a dead Consul
+// never holds the stop signal back by more than this.
+const deregisterTimeout = 2 * time.Second
+
+// service is one job's registration: the registrar, and how long proxies get
+// to drop the instance before the job is stopped.
+type service struct {
+	job       string
+	registrar discovery.Registrar
+	drain     time.Duration
+}
+
+// services are the registrations of one pilot, keyed by job name.
+type services map[string]*service
+
+// buildServices makes a registrar for every job with a service block. The
+// client is returned for the caller to close.
+func buildServices(cfg config.Config, log *slog.Logger) (services, *consul.Client, error) {
+	if cfg.Consul == nil {
+		return nil, nil, nil
+	}
+	client, err := consul.NewClient(consul.Config{
+		Address:   cfg.Consul.Address,
+		Token:     cfg.Consul.Token,
+		TokenFile: cfg.Consul.TokenFile,
+		TLS: consul.TLSConfig{
+			CAFile: cfg.Consul.TLS.CAFile, CertFile: cfg.Consul.TLS.CertFile, KeyFile: cfg.Consul.TLS.KeyFile,
+			ServerName: cfg.Consul.TLS.ServerName, InsecureSkipVerify: cfg.Consul.TLS.InsecureSkipVerify,
+		},
+	})
+	if err != nil {
+		return nil, nil, &ConfigError{fmt.Errorf("consul: %w", err)}
+	}
+	hostname, _ := os.Hostname()
+	out := services{}
+	for i, jc := range cfg.Jobs {
+		sc := jc.Service
+		if sc == nil {
+			continue
+		}
+		svc, err := discoveryService(*sc, hostname)
+		if err != nil {
+			client.Close()
+			return nil, nil, &ConfigError{fmt.Errorf("jobs[%d].service.%w", i, err)}
+		}
+		r, err := consul.NewRegistrar(client, svc, log.With("job", jc.Name))
+		if err != nil {
+			client.Close()
+			return nil, nil, &ConfigError{fmt.Errorf("jobs[%d].service: %w", i, err)}
+		}
+		out[jc.Name] = &service{job: jc.Name, registrar: r, drain: sc.Drain}
+	}
+	return out, client, nil
+}
+
+func discoveryService(sc config.Service, hostname string) (discovery.Service, error) {
+	ifaces, err := discovery.SystemInterfaces()
+	if err != nil {
+		return discovery.Service{}, fmt.Errorf("address: %w", err)
+	}
+	addr, err := discovery.SelectAddress(discovery.AddressSelector{
+		Interface: sc.Address.Interface, CIDR: sc.Address.CIDR, Static: sc.Address.Static}, ifaces)
+	if err != nil {
+		return discovery.Service{}, fmt.Errorf("address: %w", err)
+	}
+	id := sc.ID
+	if id == "" {
+		id = sc.Name + "-" + hostname
+	}
+	return discovery.Service{
+		ID: id, Name: sc.Name, Address: addr, Port: sc.Port, Tags: sc.Tags, Meta: sc.Meta,
+		EnableTagOverride: sc.EnableTagOverride, TTL: sc.TTL, DeregisterCriticalAfter: sc.DeregisterCriticalAfter,
+	}, nil
+}
+
+// run keeps every registration alive and feeds each the health of its job:
+// passing while the job is healthy, critical in every other state. changes
+// must be subscribed before any job starts. It returns when ctx ends.
+func (ss services) run(ctx context.Context, changes *jobs.Subscription) {
+	var wg sync.WaitGroup
+	for _, s := range ss {
+		wg.Go(func() { _ = s.registrar.Run(ctx) })
+	}
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes.Ready():
+			for _, c := range changes.Drain() {
+				s, ok := ss[c.Job]
+				if !ok {
+					continue
+				}
+				if c.State == jobs.Healthy {
+					s.registrar.SetStatus(discovery.Passing, "")
+				} else {
+					s.registrar.SetStatus(discovery.Critical, "job "+c.State.String())
+				}
+			}
+		}
+	}
+}
+
+// withdraw takes the services of the given jobs out of Consul before they
+// stop: critical, deregistered (each within deregisterTimeout), then the
+// longest drain among them, cut short by ctx.
+func (ss services) withdraw(ctx context.Context, js []*jobs.Job, log *slog.Logger) {
+	var (
+		wg    sync.WaitGroup
+		drain time.Duration
+	)
+	for _, j := range js {
+		s, ok := ss[j.Name()]
+		if !ok {
+			continue
+		}
+		drain = max(drain, s.drain)
+		wg.Go(func() {
+			dctx, cancel := context.WithTimeout(ctx, deregisterTimeout)
+			defer cancel()
+			if err := s.registrar.Deregister(dctx); err != nil {
+				log.Warn("shutdown: deregistration failed; going on", "job", s.job, "err", err)
+				return
+			}
+			log.Info("shutdown: deregistered", "job", s.job)
+		})
+	}
+	wg.Wait()
+	if drain > 0 {
+		log.Info("shutdown: draining", "for", drain)
+		select {
+		case <-time.After(drain):
+		case <-ctx.Done():
+		}
+	}
+}
