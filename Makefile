@@ -17,10 +17,12 @@ build:
 demo: build
 	cd examples/nodejs && PILOT_LOG_LEVEL=$${PILOT_LOG_LEVEL:-info} ../../$(BIN) run --config pilot.yaml
 
-# What the tests need from the machine: util-linux's unshare (PID namespaces)
-# and Node for the example app.
+# What the tests need from the machine: util-linux's unshare (PID namespaces),
+# Node for the example app, and a real Consul agent built from its Go module
+# (cached in .cache/consul/VERSION; the first build takes several minutes).
 test-deps:
 	@bash test/install-deps.sh
+	@echo "consul: $$(bash test/consul.sh)"
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
