@@ -78,6 +78,8 @@ func helperMain(args []string) int {
 			fmt.Println("lean ready")
 		}
 		return signalsHelper([]string{"exit:0"})
+	case "http": // http PORT MARKER: serve /health, failing while MARKER exists (helper_http_test.go)
+		return httpHelper(args)
 	case "sleep": // sleep DURATION then exit 0
 		d, _ := time.ParseDuration(args[0])
 		time.Sleep(d)

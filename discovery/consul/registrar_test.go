@@ -123,7 +123,7 @@ func (h *harness) assertNoToken() {
 
 func instances(t *testing.T, a *testAgent, name string, passing bool) []healthEntry {
 	t.Helper()
-	es, err := a.health(name, passing)
+	es, err := a.Health(name, passing)
 	if err != nil {
 		return nil
 	}
@@ -136,7 +136,7 @@ func registered(t *testing.T, a *testAgent, name string, passing bool) func() bo
 
 func gone(t *testing.T, a *testAgent, name string, passing bool) func() bool {
 	return func() bool {
-		es, err := a.health(name, passing)
+		es, err := a.Health(name, passing)
 		return err == nil && len(es) == 0
 	}
 }
@@ -146,13 +146,13 @@ func TestRegistersOnlyAfterFirstPassing(t *testing.T) {
 	svc := newService(15 * time.Second)
 	svc.EnableTagOverride = true
 	svc.DeregisterCriticalAfter = time.Minute
-	h := newHarness(t, Config{Address: a.addr()}, svc)
+	h := newHarness(t, Config{Address: a.Addr()}, svc)
 	h.run()
 
 	h.r.SetStatus(discovery.Critical, "booting")
 	h.r.SetStatus(discovery.Warning, "warming up")
 	holdFor(t, 300*time.Millisecond, "not registered before first passing", func() bool {
-		code, _ := a.get("/v1/agent/service/"+svc.ID, nil)
+		code, _ := a.Get("/v1/agent/service/"+svc.ID, nil)
 		return code == 404
 	})
 
@@ -183,7 +183,7 @@ func TestRegistersOnlyAfterFirstPassing(t *testing.T) {
 	// Output-only changes reach the catalog at the agent's
 	// check_update_interval; the agent's own view has the note at once.
 	var local map[string]struct{ Output, Status string }
-	if _, err := a.get("/v1/agent/checks", &local); err != nil {
+	if _, err := a.Get("/v1/agent/checks", &local); err != nil {
 		t.Fatal(err)
 	}
 	if c := local["service:"+svc.ID]; c.Output != "HTTP GET /health: 200" || c.Status != "passing" {
@@ -198,7 +198,7 @@ func TestStatusChangePushedAtOnce(t *testing.T) {
 	a := needAgent(t)
 	// A long TTL: the heartbeat (10 s) cannot be what makes a change visible.
 	svc := newService(30 * time.Second)
-	h := newHarness(t, Config{Address: a.addr()}, svc)
+	h := newHarness(t, Config{Address: a.Addr()}, svc)
 	h.run()
 	h.r.SetStatus(discovery.Passing, "ok")
 	waitFor(t, 2*time.Second, "registered", registered(t, a, svc.Name, true))
@@ -231,12 +231,12 @@ func TestStatusChangePushedAtOnce(t *testing.T) {
 func TestReregistersAfterAgentRestart(t *testing.T) {
 	a := needAgent(t)
 	svc := newService(3 * time.Second) // heartbeat 1 s
-	h := newHarness(t, Config{Address: a.addr()}, svc)
+	h := newHarness(t, Config{Address: a.Addr()}, svc)
 	h.run()
 	h.r.SetStatus(discovery.Passing, "ok")
 	waitFor(t, 2*time.Second, "registered", registered(t, a, svc.Name, true))
 
-	if err := a.restart(); err != nil {
+	if err := a.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	if es := instances(t, a, svc.Name, false); len(es) != 0 {
@@ -252,17 +252,17 @@ func TestReregistersAfterAgentRestart(t *testing.T) {
 
 func TestConsulDownAtStart(t *testing.T) {
 	a := needAgent(t)
-	a.kill()
+	a.Kill()
 	t.Cleanup(func() {
-		if !a.running() {
-			if err := a.start(); err != nil {
+		if !a.Running() {
+			if err := a.Up(); err != nil {
 				t.Error(err)
 			}
 		}
 	})
 
 	svc := newService(3 * time.Second)
-	h := newHarness(t, Config{Address: a.addr()}, svc)
+	h := newHarness(t, Config{Address: a.Addr()}, svc)
 	h.run()
 	h.r.SetStatus(discovery.Passing, "ok")
 
@@ -281,7 +281,7 @@ func TestConsulDownAtStart(t *testing.T) {
 		t.Error("Connected() = true with the agent down")
 	}
 
-	if err := a.start(); err != nil {
+	if err := a.Up(); err != nil {
 		t.Fatal(err)
 	}
 	hb := h.r.HeartbeatInterval()
@@ -295,7 +295,7 @@ func TestConsulDownAtStart(t *testing.T) {
 func TestDeregister(t *testing.T) {
 	a := needAgent(t)
 	svc := newService(15 * time.Second)
-	h := newHarness(t, Config{Address: a.addr()}, svc)
+	h := newHarness(t, Config{Address: a.Addr()}, svc)
 	h.run()
 	h.r.SetStatus(discovery.Passing, "ok")
 	waitFor(t, 2*time.Second, "registered", registered(t, a, svc.Name, true))
@@ -308,7 +308,7 @@ func TestDeregister(t *testing.T) {
 	}
 	t.Logf("Deregister with the agent up took %s", time.Since(start))
 	waitFor(t, 200*time.Millisecond, "gone from the catalog", gone(t, a, svc.Name, false))
-	if code, _ := a.get("/v1/agent/service/"+svc.ID, nil); code != 404 {
+	if code, _ := a.Get("/v1/agent/service/"+svc.ID, nil); code != 404 {
 		t.Errorf("agent still knows the service: %d", code)
 	}
 
@@ -323,13 +323,13 @@ func TestDeregister(t *testing.T) {
 func TestDeregisterAgentDown(t *testing.T) {
 	a := needAgent(t)
 	svc := newService(15 * time.Second)
-	h := newHarness(t, Config{Address: a.addr()}, svc)
+	h := newHarness(t, Config{Address: a.Addr()}, svc)
 	h.run()
 	h.r.SetStatus(discovery.Passing, "ok")
 	waitFor(t, 2*time.Second, "registered", registered(t, a, svc.Name, true))
-	a.kill()
+	a.Kill()
 	t.Cleanup(func() {
-		if err := a.start(); err != nil {
+		if err := a.Up(); err != nil {
 			t.Error(err)
 		}
 	})
@@ -407,7 +407,7 @@ func TestDeregisterHungAgentTimeBoxed(t *testing.T) {
 func TestMaintenance(t *testing.T) {
 	a := needAgent(t)
 	svc := newService(15 * time.Second)
-	h := newHarness(t, Config{Address: a.addr()}, svc)
+	h := newHarness(t, Config{Address: a.Addr()}, svc)
 	h.run()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -446,7 +446,7 @@ func TestMaintenance(t *testing.T) {
 	t.Logf("maintenance on → visible after %s", time.Since(start))
 
 	// The wish survives an agent that lost its state.
-	if err := a.restart(); err != nil {
+	if err := a.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 2*h.r.HeartbeatInterval()+time.Second, "re-registered still in maintenance", inMaint)
@@ -484,8 +484,8 @@ func TestTokenNeverLeaks(t *testing.T) {
 	}
 
 	// A live agent (no ACLs: the token is sent and ignored).
-	if agent != nil && agent.running() {
-		h := newHarness(t, Config{Address: agent.addr()}, newService(3*time.Second))
+	if agent != nil && agent.Running() {
+		h := newHarness(t, Config{Address: agent.Addr()}, newService(3*time.Second))
 		h.run()
 		h.r.SetStatus(discovery.Passing, "ok")
 		waitFor(t, 2*time.Second, "registered", registered(t, agent, h.r.svc.Name, true))
@@ -524,7 +524,7 @@ func TestTokenFile(t *testing.T) {
 
 func TestEnvironmentHonouredExplicitWins(t *testing.T) {
 	a := needAgent(t)
-	t.Setenv("CONSUL_HTTP_ADDR", a.addr())
+	t.Setenv("CONSUL_HTTP_ADDR", a.Addr())
 	t.Setenv("CONSUL_HTTP_TOKEN", testToken)
 	c, err := NewClient(Config{})
 	if err != nil {
@@ -551,7 +551,7 @@ func TestEnvironmentHonouredExplicitWins(t *testing.T) {
 
 	// Explicit address wins over a dead one in the environment.
 	t.Setenv("CONSUL_HTTP_ADDR", "127.0.0.1:1")
-	c2, err := NewClient(Config{Address: a.addr(), Token: "explicit"})
+	c2, err := NewClient(Config{Address: a.Addr(), Token: "explicit"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,278 @@
+// Command consul measures how fast pilot's health changes reach a real
+// Consul agent: failure→critical (the app's /health starts failing → the
+// instance is gone from /v1/health/service/NAME?passing) and
+// recovery→passing (it answers 200 again → back in ?passing), over N trials
+// each, with p50/p99 against the target p99 ≤ interval + 100 ms.
+//
+//	go run ./test/bench/consul                 # from the repository root
+//	go run ./test/bench/consul -n 200 -interval 500ms -strict
+//
+// See test/bench/README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/nodepilot/pilot/test/consulagent"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "app" {
+		os.Exit(app(os.Args[2:]))
+	}
+	os.Exit(bench())
+}
+
+// app is "app PORT MARKER": /health answers 500 while MARKER exists, else 200.
+func app(args []string) int {
+	port, marker := args[0], args[1]
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "app:", err)
+		return 1
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
+		if _, err := os.Stat(marker); err == nil {
+			http.Error(w, "unhealthy", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	<-sigs
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+	return 0
+}
+
+type result struct {
+	Measure    string    `json:"measure"`
+	SamplesMs  []float64 `json:"samples_ms"`
+	P50Ms      float64   `json:"p50_ms"`
+	P99Ms      float64   `json:"p99_ms"`
+	MaxMs      float64   `json:"max_ms"`
+	TargetP99  float64   `json:"target_p99_ms"`
+	Pass       bool      `json:"pass"`
+	TimedOutOf int       `json:"timed_out"`
+}
+
+func bench() int {
+	n := flag.Int("n", 50, "trials per measure (after one warm-up)")
+	interval := flag.Duration("interval", 200*time.Millisecond, "health check interval")
+	poll := flag.Duration("poll", 2*time.Millisecond, "pause between ?passing polls")
+	pilotBin := flag.String("pilot", os.Getenv("PILOT"), "pilot binary (default: go build ./cmd/pilot)")
+	strict := flag.Bool("strict", false, "exit 1 when a target is missed")
+	outDir := flag.String("results", "test/bench/results", "directory for the raw JSON (\"\" for none)")
+	flag.Parse()
+
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(os.Stderr, "bench/consul: "+format+"\n", a...)
+		return 2
+	}
+	tmp, err := os.MkdirTemp("", "pilot-bench-consul-")
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	if *pilotBin == "" {
+		*pilotBin = filepath.Join(tmp, "pilot")
+		build := exec.Command("go", "build", "-o", *pilotBin, "./cmd/pilot")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fail("building pilot (run from the repository root or set PILOT): %v", err)
+		}
+	}
+	agent, err := consulagent.Start()
+	if err != nil {
+		return fail("consul agent: %v", err)
+	}
+	defer agent.Stop()
+
+	self, err := os.Executable()
+	if err != nil {
+		return fail("%v", err)
+	}
+	ports, err := consulagent.FreePorts(1)
+	if err != nil {
+		return fail("%v", err)
+	}
+	port, marker, name := ports[0], filepath.Join(tmp, "unhealthy"), "bench-web"
+	cfg := fmt.Sprintf(`consul: {address: %q}
+jobs:
+  - name: app
+    main: true
+    exec: [%q, app, "%d", %q]
+    health:
+      http: {port: %d, path: /health}
+      interval: %s
+      timeout: %s
+      healthyThreshold: 1
+      unhealthyThreshold: 1
+    service:
+      name: %s
+      id: %s-1
+      port: %d
+      address: {static: 127.0.0.1}
+`, agent.Addr(), self, port, marker, port, *interval, *interval*3/4, name, name, port)
+	cfgPath := filepath.Join(tmp, "pilot.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return fail("%v", err)
+	}
+	logPath := filepath.Join(tmp, "pilot.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer logf.Close()
+	pilot := exec.Command(*pilotBin, "run", "--config", cfgPath)
+	pilot.Stdout, pilot.Stderr = logf, logf
+	pilot.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := pilot.Start(); err != nil {
+		return fail("starting pilot: %v", err)
+	}
+	ended := make(chan struct{})
+	go func() { _ = pilot.Wait(); close(ended) }()
+	defer func() {
+		_ = pilot.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-ended:
+		case <-time.After(10 * time.Second):
+			_ = pilot.Process.Kill()
+			<-ended
+		}
+	}()
+
+	count := func() int {
+		es, err := agent.Health(name, true)
+		if err != nil {
+			return -1
+		}
+		return len(es)
+	}
+	// wait polls ?passing until it shows want instances; it returns the time
+	// from start, or false after limit.
+	wait := func(start time.Time, want int, limit time.Duration) (time.Duration, bool) {
+		for {
+			if count() == want {
+				return time.Since(start), true
+			}
+			if time.Since(start) > limit {
+				return 0, false
+			}
+			time.Sleep(*poll)
+		}
+	}
+	if _, ok := wait(time.Now(), 1, 15*time.Second); !ok {
+		b, _ := os.ReadFile(logPath)
+		return fail("the service never became passing; pilot's log:\n%s", b)
+	}
+
+	limit := 10**interval + 2*time.Second
+	fails := &result{Measure: "failure → critical (gone from ?passing)"}
+	recs := &result{Measure: "recovery → passing"}
+	for i := -1; i < *n; i++ { // i = -1: warm-up, not recorded
+		// A random phase against the check schedule, so the trials sample
+		// the whole interval rather than one point of it.
+		time.Sleep(rand.N(*interval))
+		start := time.Now()
+		if err := os.WriteFile(marker, nil, 0o644); err != nil {
+			return fail("%v", err)
+		}
+		d, ok := wait(start, 0, limit)
+		if i >= 0 {
+			record(fails, d, ok)
+		}
+		if !ok { // settle before measuring recovery
+			wait(time.Now(), 0, limit)
+		}
+		time.Sleep(rand.N(*interval))
+		start = time.Now()
+		if err := os.Remove(marker); err != nil {
+			return fail("%v", err)
+		}
+		d, ok = wait(start, 1, limit)
+		if i >= 0 {
+			record(recs, d, ok)
+		}
+		if !ok {
+			wait(time.Now(), 1, limit)
+		}
+	}
+
+	target := *interval + 100*time.Millisecond
+	fmt.Printf("Consul health propagation: real `consul agent -dev` (loopback), health interval %s, thresholds 1/1, ?passing polled every %s, %d trials each (+1 warm-up)\n\n", *interval, *poll, *n)
+	fmt.Println("| measure | p50 | p99 | max | timed out | target p99 |")
+	fmt.Println("|---|---|---|---|---|---|")
+	missed := false
+	for _, r := range []*result{fails, recs} {
+		summarize(r, target)
+		fmt.Printf("| %s | %.1f ms | %.1f ms | %.1f ms | %d | ≤ %.0f ms |\n", r.Measure, r.P50Ms, r.P99Ms, r.MaxMs, r.TimedOutOf, r.TargetP99)
+	}
+	fmt.Println()
+	for _, r := range []*result{fails, recs} {
+		verdict := "PASS"
+		if !r.Pass {
+			verdict, missed = "FAIL", true
+		}
+		fmt.Printf("%s: %s p99 %.1f ms (target ≤ interval + 100 ms = %.0f ms)\n", verdict, r.Measure, r.P99Ms, r.TargetP99)
+	}
+	if *outDir != "" {
+		raw := map[string]any{
+			"when": time.Now().UTC().Format(time.RFC3339), "interval": interval.String(), "poll": poll.String(),
+			"trials": *n, "go": runtime.Version(), "cpus": runtime.NumCPU(), "results": []*result{fails, recs},
+		}
+		b, _ := json.MarshalIndent(raw, "", "  ")
+		p := filepath.Join(*outDir, "consul-"+time.Now().UTC().Format("20060102T150405Z")+".json")
+		if err := os.MkdirAll(*outDir, 0o755); err == nil && os.WriteFile(p, append(b, '\n'), 0o644) == nil {
+			fmt.Fprintf(os.Stderr, "raw samples: %s\n", p)
+		}
+	}
+	if missed && *strict {
+		return 1
+	}
+	return 0
+}
+
+func record(r *result, d time.Duration, ok bool) {
+	if !ok {
+		r.TimedOutOf++
+		return
+	}
+	r.SamplesMs = append(r.SamplesMs, float64(d.Microseconds())/1000)
+}
+
+// summarize fills the percentiles (nearest rank); a timed-out trial counts
+// as a miss.
+func summarize(r *result, target time.Duration) {
+	s := slices.Sorted(slices.Values(r.SamplesMs))
+	r.TargetP99 = float64(target.Milliseconds())
+	if len(s) > 0 {
+		r.P50Ms, r.P99Ms, r.MaxMs = rank(s, 0.50), rank(s, 0.99), s[len(s)-1]
+	}
+	r.Pass = len(s) > 0 && r.TimedOutOf == 0 && r.P99Ms <= r.TargetP99
+}
+
+func rank(sorted []float64, q float64) float64 {
+	i := int(float64(len(sorted))*q+0.999999) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}

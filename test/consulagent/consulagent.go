@@ -1,0 +1,432 @@
+// Package consulagent runs a real Consul agent (`consul agent -dev`) for
+// tests and benchmarks: on free loopback ports, killable (a crash: dev mode
+// loses all state) and restartable on the same ports.
+//
+// The binary is $PILOT_CONSUL_BIN when set, else the one test/consul.sh
+// builds (pinned, cached under .cache/consul; the first build takes several
+// minutes). When it cannot be had, Start's error satisfies Unavailable: in CI
+// (env CI set) that is a failure, elsewhere the caller skips loudly — Require,
+// StartT and Shared do exactly that.
+//
+//	func TestMain(m *testing.M) {           // one agent per test binary
+//		a, err := consulagent.Start()
+//		...
+//	}
+//	a := consulagent.Shared(t)             // or: one lazily started agent per process
+//	a := consulagent.StartT(t)             // or: one agent for this test only
+package consulagent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ErrUnavailable wraps every reason the Consul binary could not be had.
+var ErrUnavailable = errors.New("consul binary unavailable")
+
+// Unavailable reports whether err means "no Consul binary" (skip outside CI)
+// rather than "the agent failed" (always a failure).
+func Unavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
+
+// InCI reports whether env CI is set: there a missing binary fails the run.
+func InCI() bool { return os.Getenv("CI") != "" }
+
+// Require turns Start's error into the test's outcome: nothing for nil; a
+// loud skip for a missing binary outside CI; a failure otherwise.
+func Require(tb testing.TB, err error) {
+	tb.Helper()
+	switch {
+	case err == nil:
+	case Unavailable(err) && !InCI():
+		fmt.Fprintf(os.Stderr, "\n*** SKIPPING Consul agent test %s: %v ***\n\n", tb.Name(), err)
+		tb.Skipf("SKIPPED — no consul agent: %v (set PILOT_CONSUL_BIN or run `bash test/consul.sh`)", err)
+	case Unavailable(err):
+		tb.Fatalf("consul binary unavailable in CI: %v", err)
+	default:
+		tb.Fatalf("starting consul agent: %v", err)
+	}
+}
+
+// Binary returns the agent's path: $PILOT_CONSUL_BIN, or what
+// `bash test/consul.sh` prints (the repository root is found by walking up
+// from the working directory to pilot's go.mod).
+func Binary() (string, error) {
+	if p := os.Getenv("PILOT_CONSUL_BIN"); p != "" {
+		if !executable(p) {
+			return "", fmt.Errorf("%w: PILOT_CONSUL_BIN=%q is not an executable", ErrUnavailable, p)
+		}
+		return p, nil
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "test", "consul.sh"))
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%w: test/consul.sh: %v: %s", ErrUnavailable, err, strings.TrimSpace(stderr.String()))
+	}
+	p := strings.TrimSpace(string(out))
+	if !executable(p) {
+		return "", fmt.Errorf("%w: test/consul.sh printed %q, which is not an executable", ErrUnavailable, p)
+	}
+	return p, nil
+}
+
+func executable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+const modulePath = "github.com/nodepilot/pilot"
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
+			strings.Contains(string(b), "module "+modulePath+"\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no %s go.mod above the working directory", modulePath)
+		}
+		dir = parent
+	}
+}
+
+// Agent is one `consul agent -dev` on loopback. Its methods are safe for
+// concurrent use.
+type Agent struct {
+	bin                                string
+	http, serfLAN, serfWAN, serverPort int
+	client                             *http.Client
+	out                                *lockedBuffer
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	end     chan struct{}
+	stopped bool
+}
+
+// Start finds the binary, starts an agent on free ports and waits until it
+// has a leader (at most 60 s). The caller must Stop it. On failure the error
+// carries the agent's log tail.
+func Start() (*Agent, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	a, err := New(bin)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Up(); err != nil {
+		a.Stop()
+		return nil, err
+	}
+	return a, nil
+}
+
+// New returns an agent for bin on fresh free ports, not started yet.
+func New(bin string) (*Agent, error) {
+	ports, err := FreePorts(4)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{
+		bin: bin, http: ports[0], serfLAN: ports[1], serfWAN: ports[2], serverPort: ports[3],
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}},
+		out:    &lockedBuffer{},
+	}, nil
+}
+
+// StartT starts an agent for this test only, stopped at its cleanup; it
+// skips or fails as Require does.
+func StartT(tb testing.TB) *Agent {
+	tb.Helper()
+	a, err := Start()
+	Require(tb, err)
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("consul agent log (tail):\n%s", Tail(a.Logs(), 4000))
+		}
+		a.Stop()
+	})
+	return a
+}
+
+var (
+	shared    *Agent
+	sharedErr error
+	sharedOne sync.Once
+)
+
+// Shared returns the process's one agent, started on first use; it skips or
+// fails as Require does, and restarts the agent when an earlier test left it
+// down. Nothing stops it but the end of the process (the agent gets SIGKILL
+// when its parent dies); call StopShared from a TestMain to stop it earlier.
+func Shared(tb testing.TB) *Agent {
+	tb.Helper()
+	sharedOne.Do(func() { shared, sharedErr = Start() })
+	Require(tb, sharedErr)
+	if !shared.Running() {
+		if err := shared.Up(); err != nil {
+			tb.Fatalf("restarting the agent an earlier test left down: %v", err)
+		}
+	}
+	return shared
+}
+
+// StopShared stops Shared's agent if it was started.
+func StopShared() {
+	if shared != nil {
+		shared.Stop()
+	}
+}
+
+// FreePorts returns n distinct loopback ports free for both TCP and UDP
+// (serf uses both).
+func FreePorts(n int) ([]int, error) {
+	var ports []int
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, l)
+		p := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue // UDP side taken; try another
+		}
+		closers = append(closers, u)
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
+// Addr is the agent's HTTP address, host:port (as CONSUL_HTTP_ADDR).
+func (a *Agent) Addr() string { return fmt.Sprintf("127.0.0.1:%d", a.http) }
+
+// Running reports whether the agent process is up (started and not killed).
+func (a *Agent) Running() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cmd != nil
+}
+
+// Up starts the agent if it is not running and waits for a leader.
+func (a *Agent) Up() error {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return errors.New("consulagent: agent stopped for good")
+	}
+	if a.cmd != nil {
+		a.mu.Unlock()
+		return nil
+	}
+	cmd := exec.Command(a.bin, "agent", "-dev",
+		"-client", "127.0.0.1", "-bind", "127.0.0.1",
+		"-node", "pilot-test",
+		"-http-port", fmt.Sprint(a.http),
+		"-serf-lan-port", fmt.Sprint(a.serfLAN),
+		"-serf-wan-port", fmt.Sprint(a.serfWAN),
+		"-server-port", fmt.Sprint(a.serverPort),
+		"-grpc-port", "-1", "-grpc-tls-port", "-1", "-dns-port", "-1",
+		"-log-level", "warn",
+	)
+	cmd.Stdout, cmd.Stderr = a.out, a.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		a.mu.Unlock()
+		return err
+	}
+	end := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(end) }()
+	a.cmd, a.end = cmd, end
+	a.mu.Unlock()
+
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-end:
+			a.mu.Lock()
+			if a.cmd == cmd {
+				a.cmd = nil
+			}
+			a.mu.Unlock()
+			return fmt.Errorf("agent exited during startup: %s", Tail(a.Logs(), 2000))
+		default:
+		}
+		if leader, err := a.Leader(); err == nil && leader != "" {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval, bounded by the deadline
+	}
+	a.Kill()
+	return fmt.Errorf("no leader within 60s: %s", Tail(a.Logs(), 2000))
+}
+
+// Leader returns the agent's view of the raft leader ("" while none).
+func (a *Agent) Leader() (string, error) {
+	var s string
+	_, err := a.Get("/v1/status/leader", &s)
+	return s, err
+}
+
+// Kill SIGKILLs the agent (a crash: dev mode loses every registration) and
+// waits until it is gone. Up or Restart bring it back on the same ports.
+func (a *Agent) Kill() {
+	a.mu.Lock()
+	cmd, end := a.cmd, a.end
+	a.cmd = nil
+	a.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Process.Kill()
+	<-end
+	a.client.CloseIdleConnections()
+}
+
+// Restart kills the agent and starts a fresh one (no state) on the same
+// ports, waiting for its leader.
+func (a *Agent) Restart() error {
+	a.Kill()
+	return a.Up()
+}
+
+// Stop ends the agent for good: SIGTERM, then SIGKILL after 10 s. It also
+// closes the agent's idle HTTP connections (no goroutine left behind).
+func (a *Agent) Stop() {
+	a.mu.Lock()
+	cmd, end := a.cmd, a.end
+	a.stopped = true
+	a.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-end:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	a.Kill()
+	a.client.CloseIdleConnections()
+}
+
+// Logs returns everything the agent printed (at log level warn), across
+// restarts.
+func (a *Agent) Logs() string { return a.out.String() }
+
+// Get GETs path from the agent's HTTP API (2 s timeout) and decodes the
+// JSON body into out (unless nil). A non-200 answer is an error carrying the
+// code.
+func (a *Agent) Get(path string, out any) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+a.Addr()+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode != 200 {
+		return resp.StatusCode, fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, body)
+	}
+	if out != nil {
+		return 200, json.Unmarshal(body, out)
+	}
+	return 200, nil
+}
+
+// HealthEntry is one element of /v1/health/service/NAME.
+type HealthEntry struct {
+	Service struct {
+		ID, Service, Address string
+		Port                 int
+		Tags                 []string
+		Meta                 map[string]string
+		EnableTagOverride    bool
+	}
+	Checks []struct {
+		CheckID, Status, Output, Notes string
+		ServiceID                      string
+		Definition                     struct {
+			DeregisterCriticalServiceAfter string
+		}
+	}
+}
+
+// Health returns /v1/health/service/NAME (passingOnly: ?passing) — what
+// consumers of the catalog see.
+func (a *Agent) Health(name string, passingOnly bool) ([]HealthEntry, error) {
+	path := "/v1/health/service/" + name
+	if passingOnly {
+		path += "?passing"
+	}
+	var out []HealthEntry
+	_, err := a.Get(path, &out)
+	return out, err
+}
+
+// Tail returns the last n bytes of s.
+func Tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
