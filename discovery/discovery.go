@@ -71,6 +71,9 @@ type Registrar interface {
 	// SetStatus records the latest status and never blocks; a change is
 	// pushed to the agent at once, not at the next heartbeat.
 	SetStatus(s Status, note string)
+	// SetAddress changes the advertised address; the service is registered
+	// again with it at once (no-op when unchanged or empty).
+	SetAddress(addr string)
 	// Deregister marks the check critical, then deregisters the service.
 	// It is terminal and returns when ctx ends at the latest; callers
 	// time-box ctx (≤ 2 s).

@@ -87,7 +87,7 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 		servicesCtx, stopServices := context.WithCancel(context.Background())
 		changes := bus.Subscribe() // now, before any job can change state
 		defer bus.Unsubscribe(changes)
-		g.add(func() error { svcs.run(servicesCtx, changes); return nil }, stopServices)
+		g.add(func() error { svcs.run(servicesCtx, changes, log); return nil }, stopServices)
 	}
 
 	signalsCtx, stopSignals := context.WithCancel(context.Background())

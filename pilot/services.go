@@ -24,7 +24,15 @@ type service struct {
 	job       string
 	registrar discovery.Registrar
 	drain     time.Duration
+	// address is chosen by selector; it is chosen again every
+	// addressRecheck, and a change re-registers the service.
+	selector discovery.AddressSelector
+	address  string
 }
+
+// addressRecheck paces the search for a changed address (a container moved
+// to another network keeps running under the same pilot).
+const addressRecheck = 10 * time.Second
 
 // services are the registrations of one pilot, keyed by job name.
 type services map[string]*service
@@ -54,7 +62,8 @@ func buildServices(cfg config.Config, log *slog.Logger) (services, *consul.Clien
 		if sc == nil {
 			continue
 		}
-		svc, err := discoveryService(*sc, hostname)
+		sel := discovery.AddressSelector{Interface: sc.Address.Interface, CIDR: sc.Address.CIDR, Static: sc.Address.Static}
+		svc, err := discoveryService(*sc, sel, hostname)
 		if err != nil {
 			client.Close()
 			return nil, nil, &ConfigError{fmt.Errorf("jobs[%d].service.%w", i, err)}
@@ -64,18 +73,13 @@ func buildServices(cfg config.Config, log *slog.Logger) (services, *consul.Clien
 			client.Close()
 			return nil, nil, &ConfigError{fmt.Errorf("jobs[%d].service: %w", i, err)}
 		}
-		out[jc.Name] = &service{job: jc.Name, registrar: r, drain: sc.Drain}
+		out[jc.Name] = &service{job: jc.Name, registrar: r, drain: sc.Drain, selector: sel, address: svc.Address}
 	}
 	return out, client, nil
 }
 
-func discoveryService(sc config.Service, hostname string) (discovery.Service, error) {
-	ifaces, err := discovery.SystemInterfaces()
-	if err != nil {
-		return discovery.Service{}, fmt.Errorf("address: %w", err)
-	}
-	addr, err := discovery.SelectAddress(discovery.AddressSelector{
-		Interface: sc.Address.Interface, CIDR: sc.Address.CIDR, Static: sc.Address.Static}, ifaces)
+func discoveryService(sc config.Service, sel discovery.AddressSelector, hostname string) (discovery.Service, error) {
+	addr, err := selectAddress(sel)
 	if err != nil {
 		return discovery.Service{}, fmt.Errorf("address: %w", err)
 	}
@@ -89,10 +93,37 @@ func discoveryService(sc config.Service, hostname string) (discovery.Service, er
 	}, nil
 }
 
+func selectAddress(sel discovery.AddressSelector) (string, error) {
+	ifaces, err := discovery.SystemInterfaces()
+	if err != nil {
+		return "", err
+	}
+	return discovery.SelectAddress(sel, ifaces)
+}
+
+// recheckAddresses registers again, with its new address, every service
+// whose selected address changed.
+func (ss services) recheckAddresses(log *slog.Logger) {
+	for _, s := range ss {
+		if s.selector.Static != "" {
+			continue
+		}
+		addr, err := selectAddress(s.selector)
+		if err != nil || addr == s.address {
+			continue // keep advertising the last good address
+		}
+		log.Info("service address changed; registering again", "job", s.job, "from", s.address, "to", addr)
+		s.address = addr
+		s.registrar.SetAddress(addr)
+	}
+}
+
 // run keeps every registration alive and feeds each the health of its job:
 // passing while the job is healthy, critical in every other state. changes
 // must be subscribed before any job starts. It returns when ctx ends.
-func (ss services) run(ctx context.Context, changes *jobs.Subscription) {
+func (ss services) run(ctx context.Context, changes *jobs.Subscription, log *slog.Logger) {
+	recheck := time.NewTicker(addressRecheck)
+	defer recheck.Stop()
 	var wg sync.WaitGroup
 	for _, s := range ss {
 		wg.Go(func() { _ = s.registrar.Run(ctx) })
@@ -102,6 +133,8 @@ func (ss services) run(ctx context.Context, changes *jobs.Subscription) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-recheck.C:
+			ss.recheckAddresses(log)
 		case <-changes.Ready():
 			for _, c := range changes.Drain() {
 				s, ok := ss[c.Job]

@@ -102,6 +102,21 @@ func (r *Registrar) SetStatus(s discovery.Status, note string) {
 	r.wake()
 }
 
+// SetAddress changes the address advertised (the container's address
+// changed); the service is registered again at once with the new one.
+func (r *Registrar) SetAddress(addr string) {
+	r.mu.Lock()
+	changed := addr != "" && addr != r.svc.Address
+	if changed {
+		r.svc.Address = addr
+		r.registered = false
+	}
+	r.mu.Unlock()
+	if changed {
+		r.wake()
+	}
+}
+
 func (r *Registrar) wake() {
 	select {
 	case r.kick <- struct{}{}:
@@ -212,7 +227,7 @@ func (r *Registrar) reconcile(ctx context.Context) error {
 		return nil
 	}
 	r.cancelOp = cancel
-	status, note, registered := r.status, r.note, r.registered
+	status, note, registered, svc := r.status, r.note, r.registered, r.svc
 	maintOn, maintReason := r.maintOn, r.maintReason
 	r.mu.Unlock()
 	defer func() {
@@ -233,7 +248,7 @@ func (r *Registrar) reconcile(ctx context.Context) error {
 		r.log.Warn("consul: agent does not know the service (agent restarted?); re-registering")
 	}
 
-	if err := r.register(opCtx, status, note); err != nil {
+	if err := r.register(opCtx, svc, status, note); err != nil {
 		r.setRegistered(false)
 		return err
 	}
@@ -245,7 +260,7 @@ func (r *Registrar) reconcile(ctx context.Context) error {
 	}
 	r.setRegistered(true)
 	if !registered {
-		r.log.Info("consul: service registered", "address", r.svc.Address, "port", r.svc.Port, "status", string(status), "maintenance", maintOn)
+		r.log.Info("consul: service registered", "address", svc.Address, "port", svc.Port, "status", string(status), "maintenance", maintOn)
 	}
 	return nil
 }
@@ -261,8 +276,7 @@ func (r *Registrar) observe(err error) error {
 	return err
 }
 
-func (r *Registrar) register(ctx context.Context, status discovery.Status, note string) error {
-	svc := r.svc
+func (r *Registrar) register(ctx context.Context, svc discovery.Service, status discovery.Status, note string) error {
 	check := &api.AgentServiceCheck{
 		CheckID: r.checkID,
 		Name:    "pilot TTL for " + svc.Name,

@@ -189,9 +189,9 @@ func TestRegistersOnlyAfterFirstPassing(t *testing.T) {
 	if c := local["service:"+svc.ID]; c.Output != "HTTP GET /health: 200" || c.Status != "passing" {
 		t.Errorf("agent's check = %+v", c)
 	}
-	if !h.r.Connected() {
-		t.Error("Connected() = false after registration")
-	}
+	// The agent shows the registration a moment before the registrar has
+	// read the agent's answer.
+	waitFor(t, time.Second, "Connected() after registration", h.r.Connected)
 }
 
 func TestStatusChangePushedAtOnce(t *testing.T) {
@@ -287,9 +287,9 @@ func TestConsulDownAtStart(t *testing.T) {
 	hb := h.r.HeartbeatInterval()
 	d := waitFor(t, 2*hb, "registered once the agent is up", registered(t, a, svc.Name, true))
 	t.Logf("agent up → registered and passing after %s (backoff cap %s)", d, h.r.maxBackoff)
-	if !h.r.Connected() {
-		t.Error("Connected() = false after registration")
-	}
+	// The agent shows the registration a moment before the registrar has
+	// read the agent's answer.
+	waitFor(t, time.Second, "Connected() after registration", h.r.Connected)
 }
 
 func TestDeregister(t *testing.T) {
@@ -690,4 +690,20 @@ func TestRegistrationRequest(t *testing.T) {
 	if _, ok := bodies["PUT /v1/agent/check/update/service:"+svc.ID]; !ok {
 		t.Errorf("no TTL update after registration: %q", bodies)
 	}
+}
+
+// An address change (the container moved) re-registers the service with the
+// new address at once, passing all along.
+func TestAddressChangeReregisters(t *testing.T) {
+	a := needAgent(t)
+	svc := newService(30 * time.Second)
+	h := newHarness(t, Config{Address: a.Addr()}, svc)
+	h.run()
+	h.r.SetStatus(discovery.Passing, "ok")
+	waitFor(t, 2*time.Second, "registered", registered(t, a, svc.Name, true))
+	h.r.SetAddress("10.9.8.8")
+	waitFor(t, time.Second, "the new address in the catalog", func() bool {
+		es := instances(t, a, svc.Name, true)
+		return len(es) == 1 && es[0].Service.Address == "10.9.8.8"
+	})
 }
