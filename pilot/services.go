@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/nodepilot/pilot/discovery"
 	"github.com/nodepilot/pilot/discovery/consul"
+	"github.com/nodepilot/pilot/discovery/traefik"
 	"github.com/nodepilot/pilot/jobs"
 	"github.com/nodepilot/pilot/pilot/config"
 )
@@ -87,10 +89,33 @@ func discoveryService(sc config.Service, sel discovery.AddressSelector, hostname
 	if id == "" {
 		id = sc.Name + "-" + hostname
 	}
+	tags := slices.Clone(sc.Tags)
+	if t := sc.Traefik; t != nil {
+		traefikTags, err := traefik.Tags(sc.Name, sc.Port, traefikSettings(*t))
+		if err != nil {
+			return discovery.Service{}, err
+		}
+		tags = append(tags, traefikTags...)
+	}
 	return discovery.Service{
-		ID: id, Name: sc.Name, Address: addr, Port: sc.Port, Tags: sc.Tags, Meta: sc.Meta,
+		ID: id, Name: sc.Name, Address: addr, Port: sc.Port, Tags: tags, Meta: sc.Meta,
 		EnableTagOverride: sc.EnableTagOverride, TTL: sc.TTL, DeregisterCriticalAfter: sc.DeregisterCriticalAfter,
 	}, nil
+}
+
+func traefikSettings(t config.Traefik) traefik.Settings {
+	s := traefik.Settings{Rule: t.Rule, EntryPoints: t.EntryPoints, Middlewares: t.Middlewares,
+		Priority: t.Priority, ServerPort: t.Port, StickyCookie: t.StickyCookie}
+	if h := t.HealthCheck; h != nil {
+		s.HealthCheck = &traefik.HealthCheck{Path: h.Path}
+		if h.Interval > 0 {
+			s.HealthCheck.Interval = h.Interval.String()
+		}
+		if h.Timeout > 0 {
+			s.HealthCheck.Timeout = h.Timeout.String()
+		}
+	}
+	return s
 }
 
 func selectAddress(sel discovery.AddressSelector) (string, error) {

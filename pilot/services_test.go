@@ -3,9 +3,11 @@ package pilot
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/nodepilot/pilot/discovery"
+	"github.com/nodepilot/pilot/pilot/config"
 )
 
 type fakeRegistrar struct {
@@ -33,5 +35,25 @@ func TestRecheckAddresses(t *testing.T) {
 	ss.recheckAddresses(slog.New(slog.DiscardHandler))
 	if len(moved.addresses) != 1 || len(static.addresses) != 0 {
 		t.Fatalf("re-registered without a change: %v %v", moved.addresses, static.addresses)
+	}
+}
+
+// A service's traefik block becomes traefik.* tags after the user's own,
+// the same for every replica (the hostname only reaches the ID).
+func TestDiscoveryServiceTraefikTags(t *testing.T) {
+	sc := config.Service{Name: "web", Port: 3000, Tags: []string{"v1"}, Address: config.Address{Static: "10.0.0.5"},
+		Traefik: &config.Traefik{Rule: "PathPrefix(`/`)", EntryPoints: []string{"web"}}}
+	sel := discovery.AddressSelector{Static: "10.0.0.5"}
+	a, err := discoveryService(sc, sel, "host-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := discoveryService(sc, sel, "host-b")
+	if a.ID != "web-host-a" || a.Address != "10.0.0.5" || a.Tags[0] != "v1" || !slices.Contains(a.Tags, "traefik.enable=true") ||
+		!slices.Contains(a.Tags, "traefik.http.services.web.loadbalancer.server.port=3000") {
+		t.Fatalf("service %+v", a)
+	}
+	if !slices.Equal(a.Tags, b.Tags) {
+		t.Fatalf("replicas' tags differ:\n%v\n%v", a.Tags, b.Tags)
 	}
 }

@@ -122,6 +122,27 @@ type Service struct {
 	// Drain is the pause between deregistration and the stop signal, for
 	// proxies to drop the instance.
 	Drain time.Duration `mapstructure:"drain"`
+	// Traefik, when set, adds traefik.* tags for Traefik's Consul Catalog
+	// provider.
+	Traefik *Traefik `mapstructure:"traefik"`
+}
+
+// Traefik is a service's routing in Traefik.
+type Traefik struct {
+	Rule         string              `mapstructure:"rule"`
+	EntryPoints  []string            `mapstructure:"entrypoints"`
+	Middlewares  []string            `mapstructure:"middlewares"`
+	Priority     int                 `mapstructure:"priority"`
+	Port         int                 `mapstructure:"port"` // default: the service port
+	StickyCookie string              `mapstructure:"stickyCookie"`
+	HealthCheck  *TraefikHealthCheck `mapstructure:"healthCheck"`
+}
+
+// TraefikHealthCheck is Traefik's own active check of each instance.
+type TraefikHealthCheck struct {
+	Path     string        `mapstructure:"path"`
+	Interval time.Duration `mapstructure:"interval"`
+	Timeout  time.Duration `mapstructure:"timeout"`
 }
 
 // Address chooses the address registered: at most one of the three; none

@@ -110,6 +110,16 @@ func (s Service) withDefaults(health *Health) Service {
 	out := s
 	out.Tags = slices.Clone(s.Tags)
 	out.Meta = maps.Clone(s.Meta)
+	if s.Traefik != nil {
+		t := *s.Traefik
+		t.EntryPoints = slices.Clone(t.EntryPoints)
+		t.Middlewares = slices.Clone(t.Middlewares)
+		if t.HealthCheck != nil {
+			hc := *t.HealthCheck
+			t.HealthCheck = &hc
+		}
+		out.Traefik = &t
+	}
 	if out.TTL == 0 && health != nil {
 		out.TTL = max(DefaultServiceTTLIntervals*health.Interval, MinServiceTTL)
 	}

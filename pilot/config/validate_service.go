@@ -120,6 +120,24 @@ func (s *Service) validate(p *problems, path string, job *Job, consul *Consul) {
 		p.add(path+".deregisterCriticalAfter", "must be ≥ 1m (Consul's minimum)")
 	}
 	nonNegative(p, path+".drain", s.Drain)
+	if t := s.Traefik; t != nil {
+		if t.Rule == "" {
+			p.add(path+".traefik.rule", "required")
+		}
+		if t.Port != 0 {
+			validatePort(p, path+".traefik.port", t.Port)
+		}
+		if t.Priority < 0 {
+			p.add(path+".traefik.priority", "must be ≥ 0")
+		}
+		if h := t.HealthCheck; h != nil {
+			if h.Path == "" || h.Path[0] != '/' {
+				p.add(path+".traefik.healthCheck.path", "%s must start with /", quote(h.Path))
+			}
+			nonNegative(p, path+".traefik.healthCheck.interval", h.Interval)
+			nonNegative(p, path+".traefik.healthCheck.timeout", h.Timeout)
+		}
+	}
 }
 
 func validatePort(p *problems, path string, port int) {

@@ -49,6 +49,13 @@ func TestValidateHealthAndService(t *testing.T) {
 			`jobs[0].service.port: 0 is not a port (1–65535)`,
 			`jobs[0].service.ttl: must be ≥ 1s`,
 		}},
+		{"bad traefik block", consul, []Job{job(httpCheck, &Service{Name: "web", Port: 3000,
+			Traefik: &Traefik{Port: 99999, Priority: -1, HealthCheck: &TraefikHealthCheck{Path: "health"}}})}, []string{
+			`jobs[0].service.traefik.healthCheck.path: "health" must start with /`,
+			`jobs[0].service.traefik.port: 99999 is not a port (1–65535)`,
+			`jobs[0].service.traefik.priority: must be ≥ 0`,
+			`jobs[0].service.traefik.rule: required`,
+		}},
 		{"token and tokenFile", &Consul{Token: "x", TokenFile: "/f", TLS: TLS{CertFile: "c"}}, []Job{job(nil, nil)}, []string{
 			"consul.tls: certFile and keyFile go together",
 			"consul.tokenFile: set token or tokenFile, not both",
