@@ -12,6 +12,13 @@
 //     level-triggered reconciler: it holds the desired state (latest status,
 //     maintenance on/off, deregistered) and converges the agent to it,
 //     re-registering whenever the agent has forgotten the service.
+//   - Watcher, WatchSpec, Snapshot, Instance: following a service's
+//     instances. A watch publishes whole snapshots, never deltas, through a
+//     callback run on the watching goroutine (no channel to own or close;
+//     the caller hands off as it likes). Snapshots are canonical (sorted,
+//     tags sorted; NewSnapshot) so Equal is exact and Hash is stable.
+//     Stale beats partial: a failure publishes nothing and keeps the last
+//     snapshot; an empty snapshot only ever means "really none".
 //   - SelectAddress: the pure choice of the address to advertise, from an
 //     AddressSelector and a list of Interfaces (SystemInterfaces adapts
 //     net.Interfaces).

@@ -1,6 +1,7 @@
-// Package consul implements discovery.Registrar against a Consul agent's
-// HTTP API (github.com/hashicorp/consul/api). No consul type crosses its
-// exported API: callers speak discovery.Service and discovery.Status.
+// Package consul implements discovery.Registrar and discovery.Watcher
+// against a Consul agent's HTTP API (github.com/hashicorp/consul/api). No
+// consul type crosses its exported API: callers speak discovery.Service,
+// discovery.Status, discovery.WatchSpec and discovery.Snapshot.
 //
 // Client holds one configured API client (address, ACL token, TLS), built on
 // api.DefaultConfig so CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN(_FILE),
@@ -34,4 +35,21 @@
 // gets a deregistration attempt) and is terminal. Each of Run's requests is
 // bounded by min(5 s, max(TTL/3, 1 s)). Connected is false until the first
 // request has been answered.
+//
+// Watcher implements discovery.Watcher with blocking queries on
+// /v1/health/service/NAME (tag, passing-only, datacenter; AllowStale unless
+// Consistent). Each Watch call is one loop on the caller's goroutine, which
+// also runs the publish callback; one Watcher serves any number of them.
+// Index handling follows Consul's blocking-query rules: an index that did
+// not move is "no change" whatever the body; one that went backwards resets
+// to 0 (its answer is still compared); a returned 0 becomes 1 so the next
+// query blocks. A response without a visible change (index unchanged, or
+// churned with an Equal snapshot) that came back early delays the next
+// request to QuietInterval (250 ms) after the previous one started: no hot
+// loop, while a real change is fetched at once. After any error the index is
+// reset too — a restarted agent's index starts low, and waiting on ours
+// would hide its state for a whole WaitTime (60 s) — and retries back off
+// 50 ms → 5 s with up to 20% jitter, forever; nothing is published until a
+// query succeeds, and then only if the snapshot changed. Each request is
+// bounded by WaitTime + WaitTime/16 + 10 s, so a hung agent is noticed.
 package consul
