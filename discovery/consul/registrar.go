@@ -258,7 +258,10 @@ func (r *Registrar) reconcile(ctx context.Context) error {
 			return err
 		}
 	}
-	r.setRegistered(true)
+	// An address change that landed during this write needs another one.
+	r.mu.Lock()
+	r.registered = r.svc.Address == svc.Address
+	r.mu.Unlock()
 	if !registered {
 		r.log.Info("consul: service registered", "address", svc.Address, "port", svc.Port, "status", string(status), "maintenance", maintOn)
 	}

@@ -1,0 +1,79 @@
+package render
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+)
+
+// DefaultName is the upstream (nginx) or service and router (Traefik) name
+// derived from a service name: lower-cased, with anything but ASCII letters,
+// digits and dashes made a dash. It is the rule discovery/traefik uses for
+// the Consul Catalog tags, so one service has one name everywhere.
+func DefaultName(service string) string {
+	b := make([]byte, 0, len(service))
+	for _, r := range service {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
+			b = append(b, byte(r))
+		case r >= 'A' && r <= 'Z':
+			b = append(b, byte(r+'a'-'A'))
+		default:
+			b = append(b, '-')
+		}
+	}
+	return string(b)
+}
+
+// name returns the configured name, validated, or DefaultName(service).
+func name(service, configured string) (string, error) {
+	if configured == "" {
+		if service == "" {
+			return "", fmt.Errorf("render: snapshot has no service name and no name is configured")
+		}
+		return DefaultName(service), nil
+	}
+	for _, r := range configured {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return "", fmt.Errorf("render: name %q: only letters, digits, '-', '_' and '.' are allowed", configured)
+		}
+	}
+	return configured, nil
+}
+
+// hostPort is the instance's ADDR:PORT, IPv6 bracketed, after checking that
+// the address is an IP or a host name, so nothing from the catalog can break
+// out of the generated syntax.
+func hostPort(in Instance) (string, error) {
+	if in.Port <= 0 || in.Port > 65535 {
+		return "", fmt.Errorf("render: instance %q (node %q): port %d out of range 1..65535", in.ID, in.Node, in.Port)
+	}
+	host := in.Address
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return "", fmt.Errorf("render: instance %q (node %q): address %q: zoned IPv6 addresses are not supported", in.ID, in.Node, in.Address)
+		}
+		host = ip.String()
+	} else if !validHostname(host) {
+		return "", fmt.Errorf("render: instance %q (node %q): address %q is neither an IP nor a host name", in.ID, in.Node, in.Address)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(in.Port)), nil
+}
+
+func validHostname(h string) bool {
+	if h == "" || len(h) > 253 || h[0] == '-' || h[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
