@@ -18,7 +18,8 @@ demo: build
 	cd examples/nodejs && PILOT_LOG_LEVEL=$${PILOT_LOG_LEVEL:-info} ../../$(BIN) run --config pilot.yaml
 
 # What the tests need from the machine: util-linux's unshare (PID namespaces),
-# Node for the example app, and a real Consul agent built from its Go module
+# Node for the example app, nginx (its -t checks the rendered upstreams), and
+# a real Consul agent built from its Go module
 # (cached in .cache/consul/VERSION; the first build takes several minutes).
 test-deps:
 	@bash test/install-deps.sh

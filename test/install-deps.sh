@@ -5,6 +5,7 @@ set -euo pipefail
 need=()
 command -v unshare >/dev/null || need+=(util-linux)
 command -v node >/dev/null || need+=(nodejs)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "install-deps: need ${need[*]} and not root" >&2
@@ -15,4 +16,4 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y --no-install-recommends "${need[@]}" >/dev/null
   }
 fi
-echo "install-deps: unshare $(unshare --version | awk '{print $NF}'), node $(node --version)"
+echo "install-deps: unshare $(unshare --version | awk '{print $NF}'), node $(node --version), $(/usr/sbin/nginx -v 2>&1)"

@@ -19,7 +19,8 @@ type NGINXOptions struct {
 	// failure accounting); nil keeps nginx's default (1).
 	MaxFails *int
 	// FailTimeout, if non-zero, adds fail_timeout=… to every server; it must
-	// be a whole number of milliseconds.
+	// be a whole number of seconds, the only unit nginx accepts there (the
+	// real nginx rejects fail_timeout=1500ms).
 	FailTimeout time.Duration
 	// Keepalive, if non-zero, keeps up to this many idle connections per
 	// worker (the proxying location must also set proxy_http_version 1.1
@@ -110,11 +111,8 @@ func NGINX(s Snapshot, opts NGINXOptions) ([]byte, error) {
 
 // nginxTime formats d as an nginx time: "10s" or "1500ms".
 func nginxTime(d time.Duration) (string, error) {
-	switch {
-	case d < 0 || d%time.Millisecond != 0:
-		return "", fmt.Errorf("%s: want a positive whole number of milliseconds", d)
-	case d%time.Second == 0:
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s", nil
+	if d <= 0 || d%time.Second != 0 {
+		return "", fmt.Errorf("%s: want a positive whole number of seconds", d)
 	}
-	return strconv.FormatInt(int64(d/time.Millisecond), 10) + "ms", nil
+	return strconv.FormatInt(int64(d/time.Second), 10) + "s", nil
 }

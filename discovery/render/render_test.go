@@ -44,7 +44,7 @@ var snapshots = map[string]Snapshot{
 	"empty": {Service: "backend"},
 	"one":   {Service: "backend", Instances: []Instance{inst("web-1", "10.0.0.1", 3000)}},
 	"three": {Service: "backend", Instances: []Instance{
-		inst("web-1", "10.0.0.3", 3000), inst("web-2", "10.0.0.1", 3001), inst("web-3", "app-3.internal", 3000),
+		inst("web-1", "10.0.0.3", 3000), inst("web-2", "10.0.0.1", 3001), inst("web-3", "localhost", 3000),
 	}},
 	"ipv6": {Service: "backend", Instances: []Instance{
 		inst("a", "::1", 80), inst("b", "2001:DB8::10", 8080), inst("c", "10.0.0.1", 80),
@@ -66,7 +66,7 @@ func TestNGINXGolden(t *testing.T) {
 	cases["options"] = struct {
 		snap Snapshot
 		opts NGINXOptions
-	}{snapshots["three"], NGINXOptions{Name: "backend_v1", Balance: "least_conn", MaxFails: new(3), FailTimeout: 1500 * time.Millisecond, Keepalive: 16}}
+	}{snapshots["three"], NGINXOptions{Name: "backend_v1", Balance: "least_conn", MaxFails: new(3), FailTimeout: 15 * time.Second, Keepalive: 16}}
 	cases["options-empty"] = struct {
 		snap Snapshot
 		opts NGINXOptions
@@ -242,7 +242,7 @@ func TestRenderErrors(t *testing.T) {
 	}
 	s := snapshots["one"]
 	for _, o := range []NGINXOptions{
-		{Balance: "hash $x"}, {MaxFails: new(-1)}, {FailTimeout: time.Microsecond}, {FailTimeout: -time.Second}, {Keepalive: -1},
+		{Balance: "hash $x"}, {MaxFails: new(-1)}, {FailTimeout: time.Microsecond}, {FailTimeout: 1500 * time.Millisecond}, {FailTimeout: -time.Second}, {Keepalive: -1},
 	} {
 		if _, err := NGINX(s, o); err == nil {
 			t.Errorf("NGINX(%+v): want an error", o)
