@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"sync"
 	"syscall"
 
 	"github.com/nodepilot/pilot/jobs"
@@ -88,6 +89,22 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 		changes := bus.Subscribe() // now, before any job can change state
 		defer bus.Unsubscribe(changes)
 		g.add(func() error { svcs.run(servicesCtx, changes, log); return nil }, stopServices)
+	}
+
+	if len(cfg.Watches) > 0 {
+		watches, err := buildWatches(cfg, consulClient, sup.jobs, reaper, opts.Environ, log)
+		if err != nil {
+			return 2, err
+		}
+		watchesCtx, stopWatches := context.WithCancel(context.Background())
+		g.add(func() error {
+			var wg sync.WaitGroup
+			for _, w := range watches {
+				wg.Go(func() { w.run(watchesCtx) })
+			}
+			wg.Wait()
+			return nil
+		}, stopWatches)
 	}
 
 	signalsCtx, stopSignals := context.WithCancel(context.Background())

@@ -12,6 +12,56 @@ type Config struct {
 	// StopTimeout bounds the whole shutdown sequence. Zero means the default.
 	StopTimeout time.Duration `mapstructure:"stopTimeout"`
 	Jobs        []Job         `mapstructure:"jobs"`
+	// Watches follow Consul services and act when their instances change.
+	Watches []Watch `mapstructure:"watches"`
+}
+
+// Watch follows one Consul service.
+type Watch struct {
+	Service    string `mapstructure:"service"`
+	Tag        string `mapstructure:"tag"`
+	Datacenter string `mapstructure:"dc"`
+	// PassingOnly keeps only instances whose checks pass; nil means true.
+	PassingOnly *bool    `mapstructure:"passingOnly"`
+	Debounce    Debounce `mapstructure:"debounce"`
+	OnChange    OnChange `mapstructure:"onChange"`
+}
+
+// Debounce coalesces bursts: act once no change came for Min, and at the
+// latest Max after the first change of a burst.
+type Debounce struct {
+	Min time.Duration `mapstructure:"min"`
+	Max time.Duration `mapstructure:"max"`
+}
+
+// OnChange is what a watch does with a new set of instances: render files,
+// then reload what reads them.
+type OnChange struct {
+	Templates []TemplateFile `mapstructure:"templates"`
+	Render    *RenderFile    `mapstructure:"render"`
+	Reload    *Reload        `mapstructure:"reload"`
+}
+
+// TemplateFile is a user template rendered to Dest.
+type TemplateFile struct {
+	Source string `mapstructure:"source"`
+	Dest   string `mapstructure:"dest"`
+}
+
+// RenderFile is a built-in render: an nginx upstream block or a Traefik
+// file-provider config.
+type RenderFile struct {
+	Format string `mapstructure:"format"` // nginx | traefik
+	Dest   string `mapstructure:"dest"`
+	Name   string `mapstructure:"name"` // upstream / service name; default from the service
+}
+
+// Reload tells the proxy about new files: a signal to a job, or a command.
+type Reload struct {
+	Job     string        `mapstructure:"job"`
+	Signal  string        `mapstructure:"signal"` // default SIGHUP
+	Exec    []string      `mapstructure:"exec"`
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // Log configures pilot's own log (never the children's output).

@@ -25,6 +25,9 @@ const (
 	DefaultOutput            = "raw"
 	MinEvery                 = 100 * time.Millisecond
 
+	DefaultReloadTimeout = 10 * time.Second
+	DefaultReloadSignal  = "SIGHUP"
+
 	DefaultHealthInterval      = 5 * time.Second
 	DefaultHealthTimeout       = 2 * time.Second
 	DefaultHealthyThreshold    = 1
@@ -50,6 +53,12 @@ func (c Config) WithDefaults() Config {
 	out.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
 	out.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)
 	out.StopTimeout = c.effectiveStopTimeout()
+	if c.Watches != nil {
+		out.Watches = make([]Watch, len(c.Watches))
+		for i, w := range c.Watches {
+			out.Watches[i] = w.withDefaults()
+		}
+	}
 	if c.Jobs != nil {
 		out.Jobs = make([]Job, len(c.Jobs))
 		for i, job := range c.Jobs {
@@ -177,4 +186,29 @@ func (b *Backoff) effectiveMax() time.Duration {
 		return DefaultBackoffMax
 	}
 	return b.Max
+}
+
+func (w Watch) withDefaults() Watch {
+	out := w
+	passing := true
+	if w.PassingOnly != nil {
+		passing = *w.PassingOnly
+	}
+	out.PassingOnly = &passing
+	out.Debounce.Max = max(w.Debounce.Max, w.Debounce.Min)
+	out.OnChange.Templates = slices.Clone(w.OnChange.Templates)
+	if w.OnChange.Render != nil {
+		r := *w.OnChange.Render
+		out.OnChange.Render = &r
+	}
+	if w.OnChange.Reload != nil {
+		r := *w.OnChange.Reload
+		r.Exec = slices.Clone(r.Exec)
+		r.Timeout = cmp.Or(r.Timeout, DefaultReloadTimeout)
+		if r.Job != "" {
+			r.Signal = cmp.Or(r.Signal, DefaultReloadSignal)
+		}
+		out.OnChange.Reload = &r
+	}
+	return out
 }

@@ -140,8 +140,8 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{
 			name: "unknown top-level key",
-			doc:  "watchez: {address: x}\njobs: []\n",
-			want: []string{`unknown key "watchez"`},
+			doc:  "telemetri: {address: x}\njobs: []\n",
+			want: []string{`unknown key "telemetri"`},
 		},
 		{
 			name: "keys match in case only",

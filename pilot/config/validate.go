@@ -26,6 +26,7 @@ func (c *Config) Validate() error {
 	nonNegative(&p, "stopTimeout", c.StopTimeout)
 	c.Consul.validate(&p)
 	c.validateJobs(&p)
+	c.validateWatches(&p)
 	return p.err()
 }
 

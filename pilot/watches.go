@@ -1,0 +1,230 @@
+package pilot
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nodepilot/pilot/discovery"
+	"github.com/nodepilot/pilot/discovery/consul"
+	"github.com/nodepilot/pilot/discovery/render"
+	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/pilot/config"
+)
+
+// reloadAttempts and reloadBackoff pace the retries of a failed reload; a
+// failed or hung reload is logged and never touches the app.
+const (
+	reloadAttempts = 3
+	reloadBackoff  = 200 * time.Millisecond
+)
+
+// watch follows one Consul service and, after each debounced change,
+// renders its files and reloads what reads them.
+type watch struct {
+	cfg     config.Watch
+	watcher discovery.Watcher
+	log     *slog.Logger
+	jobs    map[string]*jobs.Job
+	starter *jobs.Reaper
+	environ []string
+}
+
+func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, reaper *jobs.Reaper, environ []string, log *slog.Logger) ([]*watch, error) {
+	byName := make(map[string]*jobs.Job, len(js))
+	for _, j := range js {
+		byName[j.Name()] = j
+	}
+	var out []*watch
+	for i, wc := range cfg.Watches {
+		wlog := log.With("watch", wc.Service)
+		watcher, err := consul.NewWatcher(client, consul.WatcherOptions{}, wlog)
+		if err != nil {
+			return nil, &ConfigError{fmt.Errorf("watches[%d]: %w", i, err)}
+		}
+		out = append(out, &watch{cfg: wc, watcher: watcher, log: wlog, jobs: byName, starter: reaper, environ: environ})
+	}
+	return out, nil
+}
+
+func (w *watch) run(ctx context.Context) {
+	spec := discovery.WatchSpec{Service: w.cfg.Service, Tag: w.cfg.Tag, Datacenter: w.cfg.Datacenter,
+		PassingOnly: *w.cfg.PassingOnly}
+	updates := make(chan discovery.Snapshot, 1)
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		err := w.watcher.Watch(ctx, spec, func(s discovery.Snapshot) {
+			select { // the latest snapshot wins; the debounce sees no backlog
+			case <-updates:
+			default:
+			}
+			updates <- s
+		})
+		if err != nil {
+			w.log.Error("watch: cannot start", "err", err)
+		}
+	}()
+	defer func() { <-watching }()
+	w.debounce(ctx, updates)
+}
+
+// debounce applies a snapshot once no newer one came for Debounce.Min, and
+// at the latest Debounce.Max after the first of a burst.
+func (w *watch) debounce(ctx context.Context, updates <-chan discovery.Snapshot) {
+	var (
+		pending        *discovery.Snapshot
+		quiet, latest  timer
+		minWait, limit = w.cfg.Debounce.Min, w.cfg.Debounce.Max
+	)
+	defer quiet.stop()
+	defer latest.stop()
+	flush := func() {
+		quiet.stop()
+		latest.stop()
+		if pending != nil {
+			w.apply(ctx, *pending)
+			pending = nil
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-updates:
+			pending = &s
+			if minWait == 0 {
+				flush()
+				continue
+			}
+			quiet.arm(minWait)
+			if latest.c == nil {
+				latest.arm(limit)
+			}
+		case <-quiet.c:
+			flush()
+		case <-latest.c:
+			flush()
+		}
+	}
+}
+
+// apply renders every file of the watch and reloads when one changed.
+func (w *watch) apply(ctx context.Context, s discovery.Snapshot) {
+	w.log.Info("watch: instances changed", "instances", len(s.Instances))
+	changed := false
+	if r := w.cfg.OnChange.Render; r != nil {
+		var content []byte
+		var err error
+		switch r.Format {
+		case "nginx":
+			content, err = render.NGINX(s, render.NGINXOptions{Name: r.Name})
+		case "traefik":
+			content, err = render.Traefik(s, render.TraefikOptions{Name: r.Name})
+		}
+		changed = w.write(r.Dest, content, err) || changed
+	}
+	for _, t := range w.cfg.OnChange.Templates {
+		src, err := os.ReadFile(t.Source)
+		var content []byte
+		if err == nil {
+			content, err = render.Template(src, s)
+		}
+		changed = w.write(t.Dest, content, err) || changed
+	}
+	if changed || (w.cfg.OnChange.Render == nil && len(w.cfg.OnChange.Templates) == 0) {
+		w.reload(ctx)
+	}
+}
+
+// write applies content to dest unless rendering failed, in which case the
+// last good file stays.
+func (w *watch) write(dest string, content []byte, renderErr error) bool {
+	if renderErr != nil {
+		w.log.Error("watch: render failed; keeping the last good file", "dest", dest, "err", renderErr)
+		return false
+	}
+	changed, err := render.Apply(dest, content, 0o644)
+	if err != nil {
+		w.log.Error("watch: cannot write", "dest", dest, "err", err)
+		return false
+	}
+	if changed {
+		w.log.Info("watch: rendered", "dest", dest)
+	}
+	return changed
+}
+
+func (w *watch) reload(ctx context.Context) {
+	r := w.cfg.OnChange.Reload
+	if r == nil {
+		return
+	}
+	if r.Job != "" {
+		sig, _ := config.ParseSignal(r.Signal) // validated
+		w.jobs[r.Job].Forward(sig)
+		w.log.Info("watch: reload signal sent", "job", r.Job, "signal", sig)
+		return
+	}
+	delay := reloadBackoff
+	for attempt := 1; attempt <= reloadAttempts; attempt++ {
+		err := w.runReload(ctx, r)
+		if err == nil {
+			w.log.Info("watch: reloaded", "attempt", attempt)
+			return
+		}
+		w.log.Warn("watch: reload failed", "attempt", attempt, "of", reloadAttempts, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+// runReload runs the reload command in its own process group, killed with
+// the group at the timeout.
+func (w *watch) runReload(ctx context.Context, r *config.Reload) error {
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, r.Exec[0], r.Exec[1:]...)
+	cmd.Env = w.environ
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	if err := w.starter.Start(cmd); err != nil {
+		return err
+	}
+	err := w.starter.Wait(cmd)
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("killed at its timeout %s", r.Timeout)
+	}
+	return err
+}
+
+// timer is a one-shot timer whose channel is nil while disarmed.
+type timer struct {
+	t *time.Timer
+	c <-chan time.Time
+}
+
+func (t *timer) arm(d time.Duration) {
+	t.stop()
+	t.t = time.NewTimer(d)
+	t.c = t.t.C
+}
+
+func (t *timer) stop() {
+	if t.t != nil {
+		t.t.Stop()
+		t.t, t.c = nil, nil
+	}
+}
