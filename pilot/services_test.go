@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/nodepilot/pilot/discovery"
 	"github.com/nodepilot/pilot/pilot/config"
@@ -55,5 +56,53 @@ func TestDiscoveryServiceTraefikTags(t *testing.T) {
 	}
 	if !slices.Equal(a.Tags, b.Tags) {
 		t.Fatalf("replicas' tags differ:\n%v\n%v", a.Tags, b.Tags)
+	}
+}
+
+// The debounce acts once a burst has been quiet for min, and at the latest
+// max after it began, always with the newest snapshot.
+func TestWatchDebounce(t *testing.T) {
+	w := &watch{cfg: config.Watch{Debounce: config.Debounce{Min: 60 * time.Millisecond, Max: 200 * time.Millisecond}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	updates := make(chan discovery.Snapshot)
+	applied := make(chan int, 10)
+	done := make(chan struct{})
+	go func() {
+		w.debounce(ctx, updates, func(s discovery.Snapshot) { applied <- len(s.Instances) })
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	send := func(n int) { updates <- discovery.Snapshot{Instances: make([]discovery.Instance, n)} }
+
+	// A change every 20 ms never leaves 60 ms of quiet: max cuts in.
+	began := time.Now()
+	for n := 1; n <= 15; n++ {
+		send(n)
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case n := <-applied:
+		if took := time.Since(began); n >= 15 {
+			t.Fatalf("applied only after the burst (%v); max did not cut in", took)
+		}
+	default:
+		t.Fatal("nothing applied within a 300 ms burst with max 200ms")
+	}
+	// A lone change is applied once quiet, with the newest snapshot.
+	for len(applied) > 0 {
+		<-applied
+	}
+	time.Sleep(100 * time.Millisecond)
+	for len(applied) > 0 {
+		<-applied
+	}
+	send(42)
+	select {
+	case n := <-applied:
+		if n != 42 {
+			t.Fatalf("applied %d, want the newest 42", n)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("a lone change was never applied")
 	}
 }

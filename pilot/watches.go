@@ -72,45 +72,39 @@ func (w *watch) run(ctx context.Context) {
 		}
 	}()
 	defer func() { <-watching }()
-	w.debounce(ctx, updates)
+	w.debounce(ctx, updates, func(s discovery.Snapshot) { w.apply(ctx, s) })
 }
 
 // debounce applies a snapshot once no newer one came for Debounce.Min, and
 // at the latest Debounce.Max after the first of a burst.
-func (w *watch) debounce(ctx context.Context, updates <-chan discovery.Snapshot) {
+func (w *watch) debounce(ctx context.Context, updates <-chan discovery.Snapshot, apply func(discovery.Snapshot)) {
 	var (
-		pending        *discovery.Snapshot
-		quiet, latest  timer
-		minWait, limit = w.cfg.Debounce.Min, w.cfg.Debounce.Max
+		pending    *discovery.Snapshot
+		burstBegan time.Time
+		fire       <-chan time.Time
 	)
-	defer quiet.stop()
-	defer latest.stop()
-	flush := func() {
-		quiet.stop()
-		latest.stop()
-		if pending != nil {
-			w.apply(ctx, *pending)
-			pending = nil
-		}
-	}
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case s := <-updates:
+			if pending == nil {
+				burstBegan = time.Now()
+			}
 			pending = &s
-			if minWait == 0 {
-				flush()
+			wait := min(w.cfg.Debounce.Min, time.Until(burstBegan.Add(w.cfg.Debounce.Max)))
+			if wait <= 0 {
+				apply(s)
+				pending, fire = nil, nil
 				continue
 			}
-			quiet.arm(minWait)
-			if latest.c == nil {
-				latest.arm(limit)
-			}
-		case <-quiet.c:
-			flush()
-		case <-latest.c:
-			flush()
+			t.Reset(wait) // since Go 1.23 no stale tick survives a Reset
+			fire = t.C
+		case <-fire:
+			apply(*pending)
+			pending, fire = nil, nil
 		}
 	}
 }
@@ -208,23 +202,4 @@ func (w *watch) runReload(ctx context.Context, r *config.Reload) error {
 		return fmt.Errorf("killed at its timeout %s", r.Timeout)
 	}
 	return err
-}
-
-// timer is a one-shot timer whose channel is nil while disarmed.
-type timer struct {
-	t *time.Timer
-	c <-chan time.Time
-}
-
-func (t *timer) arm(d time.Duration) {
-	t.stop()
-	t.t = time.NewTimer(d)
-	t.c = t.t.C
-}
-
-func (t *timer) stop() {
-	if t.t != nil {
-		t.t.Stop()
-		t.t, t.c = nil, nil
-	}
 }
