@@ -33,7 +33,7 @@ type process struct {
 const outputDrainTimeout = 2 * time.Second
 
 func (j *Job) start() (*process, error) {
-	path, err := lookPath(j.spec.Argv[0], j.spec.Env)
+	path, err := LookPath(j.spec.Argv[0], j.spec.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -132,11 +132,15 @@ func classifyStartError(err error) (ExitStatus, bool) {
 	return ExitStatus{Code: 126, Err: err}, false
 }
 
-// lookPath resolves a bare command name in the PATH of the job's own
-// environment, which may differ from pilot's.
-func lookPath(name string, env []string) (string, error) {
+// LookPath resolves a bare command name in the PATH of the command's own
+// environment, which may differ from pilot's; a nil env means pilot's own,
+// as in os/exec. Jobs, hooks and exec health checks all resolve this way.
+func LookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
+	}
+	if env == nil {
+		env = os.Environ()
 	}
 	path := ""
 	for _, kv := range env {
@@ -165,7 +169,7 @@ func (j *Job) runHook(ctx context.Context, which string, h *Hook) {
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
 	log := j.log.With("hook", which)
-	path, err := lookPath(h.Argv[0], j.spec.Env)
+	path, err := LookPath(h.Argv[0], j.spec.Env)
 	if err != nil {
 		log.Error("hook cannot start", "err", err)
 		return

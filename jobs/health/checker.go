@@ -10,12 +10,13 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/nodepilot/pilot/jobs"
 )
 
 // Checker runs one health check. The context carries the check's timeout;
@@ -251,7 +252,7 @@ func NewExec(c ExecConfig, starter ProcessStarter) (*Exec, error) {
 // Check runs the command once and waits for it.
 func (e *Exec) Check(ctx context.Context) error {
 	name := e.cfg.Argv[0]
-	path, err := lookPath(name, e.cfg.Env)
+	path, err := jobs.LookPath(name, e.cfg.Env)
 	if err != nil {
 		return err
 	}
@@ -317,37 +318,6 @@ func killGroup(pgid int) error {
 		return os.ErrProcessDone
 	}
 	return err
-}
-
-// lookPath resolves a bare command name in the PATH of the check's own
-// environment, which may differ from pilot's.
-func lookPath(name string, env []string) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, nil
-	}
-	if env == nil {
-		p, err := exec.LookPath(name)
-		if err != nil {
-			return "", fmt.Errorf("exec %s: %w", name, err)
-		}
-		return p, nil
-	}
-	path := ""
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			path = v
-		}
-	}
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			dir = "."
-		}
-		candidate := filepath.Join(dir, name)
-		if fi, err := os.Stat(candidate); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return candidate, nil
-		}
-	}
-	return "", fmt.Errorf("exec %s: %w in PATH %q", name, exec.ErrNotFound, path)
 }
 
 // tail keeps the last max bytes written to it, in one line for messages.
