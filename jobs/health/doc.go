@@ -4,9 +4,10 @@
 // Prober that runs one Checker on a Policy and reports every result, marking
 // the ones that change the Status (edge, not level).
 //
-// It owns only checking: it does not know jobs, Consul or metrics. The
-// caller (jobs) builds the Checker from config, runs a Prober per healthy
-// job and turns Results into events, registrations and metrics.
+// It owns only checking: it knows nothing of job state, Consul or metrics
+// (from jobs it takes only LookPath, so that an exec check resolves its
+// command as a job would). pilot builds the Checker from config and runs a
+// Prober for each run of a job; the job turns verdicts into states.
 //
 // Concurrency: a Prober's Run is one goroutine and must be called once; it
 // runs checks one at a time, never two at once, calls report synchronously
