@@ -26,6 +26,10 @@ type Job struct {
 	events chan event
 	done   chan struct{}
 
+	// triggerEnv is the latest trigger's environment, added at each
+	// spawn; only Run's goroutine touches it.
+	triggerEnv []string
+
 	mu     sync.Mutex
 	status Status
 }
@@ -90,6 +94,12 @@ func (j *Job) Stop(sig syscall.Signal) { j.send(evStop{Signal: sig}) }
 // Kill sends SIGKILL to the job's group now, for a shutdown past its deadline.
 func (j *Job) Kill() { j.send(evKill{}) }
 
+// Trigger asks a triggered job (Policy.Triggered) for one run with env
+// added to its environment. A trigger during a run, a retry's backoff or
+// before the dependencies are met is kept, and later ones coalesce with it:
+// the next run serves them all with the latest env.
+func (j *Job) Trigger(env []string) { j.send(evTrigger{Env: env}) }
+
 // Forward passes sig on to the job's process group if a process runs.
 func (j *Job) Forward(sig syscall.Signal) { j.send(evForward{Signal: sig}) }
 
@@ -145,6 +155,9 @@ func (j *Job) Run(ctx context.Context) {
 			l.apply(evStop{Signal: syscall.SIGTERM})
 			l.apply(evKill{})
 		case ev := <-j.events:
+			if t, ok := ev.(evTrigger); ok {
+				j.triggerEnv = t.Env
+			}
 			l.apply(ev)
 		case ev := <-l.exits:
 			l.stopProbe()

@@ -36,6 +36,10 @@ type Policy struct {
 	// RestartUnhealthy (onUnhealthy: restart) stops a run that turned
 	// unhealthy and starts it again after the backoff, whatever Restart says.
 	RestartUnhealthy bool
+	// Triggered jobs never start on their own: each Trigger runs them once
+	// (a watch's onChange.run). Triggers during a run coalesce into one
+	// more run; a failed run is retried per Restart (never or on-failure).
+	Triggered bool
 }
 
 // memorySamples is how many samples in a row must exceed MaxMemory before
@@ -67,6 +71,11 @@ type machine struct {
 	// recycling is set while a run is stopped to be started again at once
 	// (maxMemory); it is not a failure and has no backoff.
 	recycling bool
+	// ready is set once a triggered job's dependencies are met.
+	ready bool
+	// triggerPending is set by a trigger that could not run at once; the
+	// next spawn serves it, as every spawn takes the latest trigger.
+	triggerPending bool
 	// runs counts every spawn; restarts is every spawn after the first.
 	runs int
 	last *ExitStatus
@@ -109,6 +118,9 @@ type (
 	evMemorySample struct{ RSS uint64 }
 	// evHealth is a change of the health check's verdict on the current run.
 	evHealth struct{ Healthy bool }
+	// evTrigger asks a triggered job for one run with Env added to its
+	// environment.
+	evTrigger struct{ Env []string }
 )
 
 func (evStart) isEvent()        {}
@@ -126,6 +138,7 @@ func (evKill) isEvent()         {}
 func (evForward) isEvent()      {}
 func (evMemorySample) isEvent() {}
 func (evHealth) isEvent()       {}
+func (evTrigger) isEvent()      {}
 
 type action interface{ isAction() }
 
@@ -176,14 +189,30 @@ func (m machine) to(s State, final bool, exit *ExitStatus) (machine, action) {
 func next(m machine, ev event) (machine, []action) {
 	switch ev := ev.(type) {
 	case evStart:
-		if m.state != Idle || m.shutdown || m.runs > 0 {
+		if m.state != Idle || m.shutdown || m.runs > 0 || m.ready {
 			return m, nil
+		}
+		if m.policy.Triggered {
+			m.ready = true
+			if !m.triggerPending {
+				return m, nil
+			}
 		}
 		m, acts := m.spawn()
 		if m.periodic() {
 			acts = append(acts, actStartTicker{m.policy.Every})
 		}
 		return m, acts
+
+	case evTrigger:
+		if !m.policy.Triggered || m.shutdown || m.final {
+			return m, nil
+		}
+		if !m.ready || m.alive || m.restartPending {
+			m.triggerPending = true
+			return m, nil
+		}
+		return m.spawn()
 
 	case evForward:
 		if !m.alive {
@@ -327,6 +356,7 @@ func next(m machine, ev event) (machine, []action) {
 
 func (m machine) spawn() (machine, []action) {
 	m.runs++
+	m.triggerPending = false
 	m.timedOut, m.signalled, m.recycling, m.unhealthyRestart = false, false, false, false
 	m.overMemory = 0
 	m, pub := m.to(Starting, false, nil)
@@ -367,6 +397,9 @@ func (m machine) exited(status ExitStatus, uptime time.Duration, jitter float64)
 		m, pub := m.to(state, false, &status)
 		return m, []action{pub}
 	}
+	if m.policy.Triggered {
+		return m.triggeredExited(state, status, jitter)
+	}
 	if m.policy.Backoff.ResetAfter > 0 && uptime >= m.policy.Backoff.ResetAfter {
 		m.failures = 0
 	}
@@ -385,4 +418,25 @@ func (m machine) exited(status ExitStatus, uptime time.Duration, jitter float64)
 	m.restartPending = true
 	m, pub := m.to(state, false, &status)
 	return m, []action{pub, actScheduleRestart{delay}, actLog{"restarting", []any{"in", delay, "restart", m.failures}}}
+}
+
+// triggeredExited retries a failed run of a triggered job per its policy,
+// else waits for the next trigger, running at once if one came meanwhile.
+func (m machine) triggeredExited(state State, status ExitStatus, jitter float64) (machine, []action) {
+	retry := state == Failed && m.policy.Restart == RestartOnFailure &&
+		(m.policy.MaxRestarts < 0 || m.failures < m.policy.MaxRestarts)
+	if retry {
+		delay := m.policy.Backoff.delay(m.failures, jitter)
+		m.failures++
+		m.restartPending = true
+		m, pub := m.to(state, false, &status)
+		return m, []action{pub, actScheduleRestart{delay}, actLog{"run failed, retrying", []any{"in", delay, "retry", m.failures}}}
+	}
+	m.failures = 0
+	m, pub := m.to(state, false, &status)
+	if !m.triggerPending {
+		return m, []action{pub}
+	}
+	m, acts := m.spawn()
+	return m, append([]action{pub}, acts...)
 }

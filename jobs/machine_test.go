@@ -375,3 +375,91 @@ func TestRestartOnUnhealthy(t *testing.T) {
 		t.Fatalf("machine %+v", m)
 	}
 }
+
+func triggered(r RestartPolicy, max int) machine {
+	p := policy(r, max)
+	p.Triggered = true
+	return machine{policy: p}
+}
+
+func spawns(acts []action) int {
+	n := 0
+	for _, a := range acts {
+		if _, ok := a.(actSpawn); ok {
+			n++
+		}
+	}
+	return n
+}
+
+func TestTriggeredRunsOnlyOnTrigger(t *testing.T) {
+	m, acts := run(triggered(RestartNever, -1), evStart{})
+	if spawns(acts) != 0 || m.state != Idle {
+		t.Fatalf("started at boot: state %v, %v", m.state, acts)
+	}
+	m, acts = run(m, evTrigger{}, evSpawned{}, exit(0, time.Second))
+	if spawns(acts) != 1 {
+		t.Fatalf("want one run per trigger, got %d", spawns(acts))
+	}
+	if p := lastPublish(t, acts); p.State != Succeeded || p.Final {
+		t.Fatalf("after a run: %+v, want Succeeded and not final", p)
+	}
+	_, acts = run(m, evTrigger{})
+	if spawns(acts) != 1 {
+		t.Fatal("the second trigger did not run the job again")
+	}
+}
+
+func TestTriggersCoalesce(t *testing.T) {
+	// A trigger before the dependencies are met waits for them.
+	m, acts := run(triggered(RestartNever, -1), evTrigger{}, evTrigger{})
+	if spawns(acts) != 0 {
+		t.Fatal("ran before its dependencies were met")
+	}
+	m, acts = run(m, evStart{}, evSpawned{})
+	if spawns(acts) != 1 {
+		t.Fatalf("two early triggers: want one run, got %d", spawns(acts))
+	}
+	// Three triggers during a run make exactly one more run, after it.
+	m, acts = run(m, evTrigger{}, evTrigger{}, evTrigger{})
+	if spawns(acts) != 0 {
+		t.Fatal("overlapping run")
+	}
+	m, acts = run(m, exit(0, time.Second), evSpawned{}, exit(0, time.Second))
+	if spawns(acts) != 1 || m.alive {
+		t.Fatalf("want exactly one coalesced run, got %d", spawns(acts))
+	}
+}
+
+func TestTriggeredRetriesFailuresPerPolicy(t *testing.T) {
+	m, acts := run(triggered(RestartOnFailure, 1), evStart{}, evTrigger{}, evSpawned{}, exit(1, time.Second))
+	if _, ok := has[actScheduleRestart](acts); !ok {
+		t.Fatalf("a failed run is not retried: %v", acts)
+	}
+	// A trigger during the backoff is served by the retry itself.
+	m, acts = run(m, evTrigger{}, evRestartDue{}, evSpawned{}, exit(1, time.Second))
+	if spawns(acts) != 1 {
+		t.Fatalf("want the retry only, got %d runs", spawns(acts))
+	}
+	if _, ok := has[actScheduleRestart](acts); ok || m.final {
+		t.Fatalf("retries past max, or final: %v", acts)
+	}
+	// Retries exhausted: the next change gets a fresh budget.
+	_, acts = run(m, evTrigger{}, evSpawned{}, exit(1, time.Second))
+	if _, ok := has[actScheduleRestart](acts); !ok {
+		t.Fatal("a new trigger after giving up has no retry budget")
+	}
+}
+
+func TestTriggerIgnoredAfterStop(t *testing.T) {
+	m, _ := run(triggered(RestartNever, -1), evStart{}, evStop{Signal: syscall.SIGTERM})
+	if !m.final {
+		t.Fatal("an idle triggered job is not final after stop")
+	}
+	if _, acts := run(m, evTrigger{}); spawns(acts) != 0 {
+		t.Fatal("ran after stop")
+	}
+	if _, acts := run(machine{policy: policy(RestartNever, -1)}, evStart{}, evSpawned{}, exit(0, 0), evTrigger{}); spawns(acts) != 1 {
+		t.Fatal("a trigger ran a job that is not triggered")
+	}
+}

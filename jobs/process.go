@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +33,14 @@ type process struct {
 // output: a grandchild holding the pipe open must not hold up pilot.
 const outputDrainTimeout = 2 * time.Second
 
+// env is the spec's environment plus the latest trigger's.
+func (j *Job) env() []string {
+	if len(j.triggerEnv) == 0 {
+		return j.spec.Env
+	}
+	return append(slices.Clip(j.spec.Env), j.triggerEnv...)
+}
+
 func (j *Job) start() (*process, error) {
 	path, err := LookPath(j.spec.Argv[0], j.spec.Env)
 	if err != nil {
@@ -41,7 +50,7 @@ func (j *Job) start() (*process, error) {
 		Path:  path,
 		Args:  j.spec.Argv,
 		Dir:   j.spec.Dir,
-		Env:   j.spec.Env,
+		Env:   j.env(),
 		Stdin: j.spec.Stdin,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:    true,

@@ -48,8 +48,13 @@ var restartPolicies = map[string]jobs.RestartPolicy{
 func BuildSpecs(cfg config.Config, environ []string, starter health.ProcessStarter, log *slog.Logger) ([]jobs.Spec, error) {
 	var errs []error
 	specs := make([]jobs.Spec, 0, len(cfg.Jobs))
+	runOnChange := map[string]bool{}
+	for _, w := range cfg.Watches {
+		runOnChange[w.OnChange.Run] = true
+	}
 	for i, jc := range cfg.Jobs {
 		spec, err := buildSpec(jc, environ)
+		spec.Policy.Triggered = runOnChange[jc.Name]
 		if err == nil && jc.Health != nil {
 			spec.Probe, err = buildProbe(*jc.Health, spec, starter, log.With("job", jc.Name))
 			spec.Policy.RestartUnhealthy = jc.Health.OnUnhealthy == "restart"

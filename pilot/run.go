@@ -3,6 +3,7 @@ package pilot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -92,7 +93,15 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	}
 
 	if len(cfg.Watches) > 0 {
-		watches, err := buildWatches(cfg, consulClient, sup.jobs, reaper, opts.Environ, log)
+		stateDir, err := os.MkdirTemp("", "pilot-")
+		if err != nil {
+			return 1, fmt.Errorf("watches: a private directory for the instance files: %w (set TMPDIR to a writable directory)", err)
+		}
+		defer os.RemoveAll(stateDir)
+		if err := os.Chmod(stateDir, 0o755); err != nil { // jobs may run as another user
+			return 1, err
+		}
+		watches, err := buildWatches(cfg, consulClient, sup.jobs, reaper, opts.Environ, stateDir, log)
 		if err != nil {
 			return 2, err
 		}

@@ -6,8 +6,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -34,9 +39,13 @@ type watch struct {
 	jobs    map[string]*jobs.Job
 	starter *jobs.Reaper
 	environ []string
+	// instancesFile is where the instances are written for onChange.run.
+	instancesFile string
 }
 
-func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, reaper *jobs.Reaper, environ []string, log *slog.Logger) ([]*watch, error) {
+// buildWatches builds the watches; stateDir holds the instance files of
+// onChange.run (pilot's private temporary directory).
+func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, reaper *jobs.Reaper, environ []string, stateDir string, log *slog.Logger) ([]*watch, error) {
 	byName := make(map[string]*jobs.Job, len(js))
 	for _, j := range js {
 		byName[j.Name()] = j
@@ -48,7 +57,11 @@ func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, reap
 		if err != nil {
 			return nil, &ConfigError{fmt.Errorf("watches[%d]: %w", i, err)}
 		}
-		out = append(out, &watch{cfg: wc, watcher: watcher, log: wlog, jobs: byName, starter: reaper, environ: environ})
+		w := &watch{cfg: wc, watcher: watcher, log: wlog, jobs: byName, starter: reaper, environ: environ}
+		if wc.OnChange.Run != "" {
+			w.instancesFile = filepath.Join(stateDir, fmt.Sprintf("watch-%d-%s.json", i, fileSafe(wc.Service)))
+		}
+		out = append(out, w)
 	}
 	return out, nil
 }
@@ -112,6 +125,7 @@ func (w *watch) debounce(ctx context.Context, updates <-chan discovery.Snapshot,
 // apply renders every file of the watch and reloads when one changed.
 func (w *watch) apply(ctx context.Context, s discovery.Snapshot) {
 	w.log.Info("watch: instances changed", "instances", len(s.Instances))
+	w.runJob(s)
 	changed := false
 	if r := w.cfg.OnChange.Render; r != nil {
 		var content []byte
@@ -135,6 +149,47 @@ func (w *watch) apply(ctx context.Context, s discovery.Snapshot) {
 	if changed || (w.cfg.OnChange.Render == nil && len(w.cfg.OnChange.Templates) == 0) {
 		w.reload(ctx)
 	}
+}
+
+// runJob writes the instances file and triggers onChange.run's job with
+// the file's path and a summary in its environment.
+func (w *watch) runJob(s discovery.Snapshot) {
+	name := w.cfg.OnChange.Run
+	if name == "" {
+		return
+	}
+	content, err := render.JSON(s)
+	if err == nil {
+		// Readable by a job that runs as another user (user:); the set is
+		// no secret, Consul's catalog shows it to anyone.
+		_, err = render.Apply(w.instancesFile, content, 0o644)
+	}
+	if err != nil {
+		w.log.Error("watch: not running the job: cannot write the instances file", "job", name, "err", err)
+		return
+	}
+	hostPorts := make([]string, len(s.Instances))
+	for i, in := range s.Instances {
+		hostPorts[i] = in.HostPort()
+	}
+	w.jobs[name].Trigger([]string{
+		"PILOT_WATCH_SERVICE=" + s.Service,
+		"PILOT_WATCH_INSTANCES_FILE=" + w.instancesFile,
+		"PILOT_WATCH_INSTANCE_COUNT=" + strconv.Itoa(len(s.Instances)),
+		"PILOT_WATCH_ADDRESSES=" + strings.Join(hostPorts, ","),
+	})
+	w.log.Info("watch: run triggered", "job", name)
+}
+
+// fileSafe keeps the letters, digits, '-', '_' and '.' of a service name,
+// for a file name.
+func fileSafe(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r == '.' || r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return r
+		}
+		return '_'
+	}, name)
 }
 
 // write applies content to dest unless rendering failed, in which case the

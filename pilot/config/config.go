@@ -34,9 +34,12 @@ type Debounce struct {
 	Max time.Duration `mapstructure:"max"`
 }
 
-// OnChange is what a watch does with a new set of instances: render files,
-// then reload what reads them.
+// OnChange is what a watch does with a new set of instances: run a job,
+// render files, then reload what reads them.
 type OnChange struct {
+	// Run names a job started on each change (never at boot) with the
+	// instances in a JSON file; see README "onChange.run".
+	Run       string         `mapstructure:"run"`
 	Templates []TemplateFile `mapstructure:"templates"`
 	Render    *RenderFile    `mapstructure:"render"`
 	Reload    *Reload        `mapstructure:"reload"`

@@ -26,7 +26,10 @@ const (
 	MinEvery                 = 100 * time.Millisecond
 
 	DefaultReloadTimeout = 10 * time.Second
-	DefaultReloadSignal  = "SIGHUP"
+	// DefaultRunTimeout bounds one run of a job a watch runs on change, so
+	// that a hung run cannot hold back the runs for later changes.
+	DefaultRunTimeout   = time.Minute
+	DefaultReloadSignal = "SIGHUP"
 
 	DefaultHealthInterval      = 5 * time.Second
 	DefaultHealthTimeout       = 2 * time.Second
@@ -63,6 +66,13 @@ func (c Config) WithDefaults() Config {
 		out.Jobs = make([]Job, len(c.Jobs))
 		for i, job := range c.Jobs {
 			out.Jobs[i] = job.withDefaults(out.StopTimeout)
+		}
+	}
+	for _, w := range c.Watches {
+		for i := range out.Jobs {
+			if out.Jobs[i].Name == w.OnChange.Run && out.Jobs[i].Timeout == 0 {
+				out.Jobs[i].Timeout = DefaultRunTimeout
+			}
 		}
 	}
 	return out

@@ -102,3 +102,21 @@ func TestWithDefaultsDoesNotShare(t *testing.T) {
 		t.Errorf("changing the copy changed the receiver: %+v", raw)
 	}
 }
+
+func TestRunTargetTimeoutDefault(t *testing.T) {
+	c := Config{Jobs: []Job{{Name: "sync"}, {Name: "other"}, {Name: "bounded", Timeout: 5 * time.Second}},
+		Watches: []Watch{{Service: "a", OnChange: OnChange{Run: "sync"}}, {Service: "b", OnChange: OnChange{Run: "bounded"}}}}
+	d := c.WithDefaults()
+	if got := d.Jobs[0].Timeout; got != DefaultRunTimeout {
+		t.Errorf("run target timeout %v, want %v", got, DefaultRunTimeout)
+	}
+	if got := d.Jobs[1].Timeout; got != 0 {
+		t.Errorf("a job no watch runs got timeout %v", got)
+	}
+	if got := d.Jobs[2].Timeout; got != 5*time.Second {
+		t.Errorf("an explicit timeout was overridden: %v", got)
+	}
+	if c.Jobs[0].Timeout != 0 {
+		t.Error("WithDefaults modified its input")
+	}
+}

@@ -4,8 +4,10 @@ import "fmt"
 
 func (c *Config) validateWatches(p *problems) {
 	jobNames := map[string]bool{}
-	for _, j := range c.Jobs {
-		jobNames[j.Name] = true
+	jobs := map[string]*Job{}
+	for i := range c.Jobs {
+		jobNames[c.Jobs[i].Name] = true
+		jobs[c.Jobs[i].Name] = &c.Jobs[i]
 	}
 	for i, w := range c.Watches {
 		path := fmt.Sprintf("watches[%d]", i)
@@ -21,8 +23,11 @@ func (c *Config) validateWatches(p *problems) {
 			p.add(path+".debounce.min", "%s exceeds debounce.max %s", formatDuration(w.Debounce.Min), formatDuration(w.Debounce.Max))
 		}
 		oc := w.OnChange
-		if len(oc.Templates) == 0 && oc.Render == nil && oc.Reload == nil {
-			p.add(path+".onChange", "set templates, render or reload")
+		if oc.Run == "" && len(oc.Templates) == 0 && oc.Render == nil && oc.Reload == nil {
+			p.add(path+".onChange", "set run, templates, render or reload")
+		}
+		if oc.Run != "" {
+			validateRunTarget(p, path+".onChange.run", oc.Run, jobs[oc.Run])
 		}
 		for k, t := range oc.Templates {
 			tp := fmt.Sprintf("%s.onChange.templates[%d]", path, k)
@@ -62,5 +67,31 @@ func (c *Config) validateWatches(p *problems) {
 			}
 			nonNegative(p, rp+".timeout", r.Timeout)
 		}
+	}
+}
+
+// validateRunTarget checks that the job a watch runs on each change is a
+// one-shot: it never starts at boot, so it cannot be the main job, be
+// periodic, restart always, or be health-checked and registered.
+func validateRunTarget(p *problems, path, name string, j *Job) {
+	if j == nil {
+		p.add(path, "unknown job %s", quote(name))
+		return
+	}
+	why := ""
+	switch {
+	case j.Main:
+		why = "is the main job"
+	case j.Every > 0:
+		why = "is periodic (every)"
+	case j.Restart.Policy == "always":
+		why = "restarts always"
+	case j.Health != nil:
+		why = "has a health check"
+	case j.Service != nil:
+		why = "registers a service"
+	}
+	if why != "" {
+		p.add(path, "job %s %s; a job run on change must be a one-shot", quote(name), why)
 	}
 }

@@ -8,7 +8,9 @@ import (
 )
 
 func TestValidateWatches(t *testing.T) {
-	jobs := []Job{{Name: "nginx", Exec: []string{"nginx"}}}
+	jobs := []Job{{Name: "nginx", Exec: []string{"nginx"}}, {Name: "app", Exec: []string{"node"}, Main: true},
+		{Name: "sync", Exec: []string{"sync.sh"}}, {Name: "tick", Exec: []string{"tick.sh"}, Every: time.Minute},
+		{Name: "loop", Exec: []string{"loop.sh"}, Restart: Restart{Policy: "always"}}}
 	consul := &Consul{}
 	tests := []struct {
 		name    string
@@ -32,7 +34,19 @@ func TestValidateWatches(t *testing.T) {
 			`watches[0].onChange.templates[0].source: required`,
 			`watches[0].service: required`,
 		}},
-		{"nothing to do", consul, []Watch{{Service: "web"}}, []string{`watches[0].onChange: set templates, render or reload`}},
+		{"nothing to do", consul, []Watch{{Service: "web"}}, []string{`watches[0].onChange: set run, templates, render or reload`}},
+		{"run a one-shot", consul, []Watch{{Service: "web", OnChange: OnChange{Run: "sync"}}}, nil},
+		{"run targets", consul, []Watch{
+			{Service: "a", OnChange: OnChange{Run: "nope"}},
+			{Service: "b", OnChange: OnChange{Run: "app"}},
+			{Service: "c", OnChange: OnChange{Run: "tick"}},
+			{Service: "d", OnChange: OnChange{Run: "loop"}},
+		}, []string{
+			`watches[0].onChange.run: unknown job "nope"`,
+			`watches[1].onChange.run: job "app" is the main job; a job run on change must be a one-shot`,
+			`watches[2].onChange.run: job "tick" is periodic (every); a job run on change must be a one-shot`,
+			`watches[3].onChange.run: job "loop" restarts always; a job run on change must be a one-shot`,
+		}},
 		{"job and exec", consul, []Watch{{Service: "web", OnChange: OnChange{Reload: &Reload{Job: "nginx", Exec: []string{"x"}}}}},
 			[]string{`watches[0].onChange.reload: set exactly one of job and exec`}},
 	}
