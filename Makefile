@@ -18,12 +18,14 @@ demo: build
 	cd examples/nodejs && PILOT_LOG_LEVEL=$${PILOT_LOG_LEVEL:-info} ../../$(BIN) run --config pilot.yaml
 
 # What the tests need from the machine: util-linux's unshare (PID namespaces),
-# Node for the example app, nginx (its -t checks the rendered upstreams), and
-# a real Consul agent built from its Go module
-# (cached in .cache/consul/VERSION; the first build takes several minutes).
+# Node for the example app, nginx (the proxy tests run it), and a real
+# Consul agent and Traefik built from their Go modules (cached in
+# .cache/consul/VERSION and .cache/traefik/VERSION; each first build takes
+# several minutes).
 test-deps:
 	@bash test/install-deps.sh
 	@echo "consul: $$(bash test/consul.sh)"
+	@echo "traefik: $$(bash test/traefik.sh)"
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -134,12 +134,17 @@ func (j *Job) Run(ctx context.Context) {
 
 	var depsReady <-chan struct{}
 	gate := newDependencyGate(j.spec.After)
-	if j.deps == nil {
-		l.apply(evStart{})
-	} else {
+	depsMet, startGate := j.deps == nil, j.spec.StartGate
+	startIfClear := func() {
+		if depsMet && startGate == nil {
+			l.apply(evStart{})
+		}
+	}
+	if !depsMet {
 		depsReady = j.deps.Ready()
 		j.log.Info("waiting for dependencies", "after", fmt.Sprint(j.spec.After))
 	}
+	startIfClear()
 	ctxDone := ctx.Done()
 	var memorySampled <-chan time.Time
 	if j.spec.Policy.MaxMemory > 0 {
@@ -173,9 +178,12 @@ func (j *Job) Run(ctx context.Context) {
 				depsReady = nil
 				l.apply(ev)
 			case evStart:
-				depsReady = nil
-				l.apply(ev)
+				depsReady, depsMet = nil, true
+				startIfClear()
 			}
+		case <-startGate:
+			startGate = nil
+			startIfClear()
 		case <-l.restart.C:
 			l.restart.stop()
 			l.apply(evRestartDue{})

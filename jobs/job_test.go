@@ -192,3 +192,29 @@ func TestJobProbeDrivesHealthStates(t *testing.T) {
 		t.Fatal("the probe outlived the run")
 	}
 }
+
+// StartGate holds the first start until it is closed, on top of After.
+func TestJobStartGate(t *testing.T) {
+	h := newHarness(t)
+	first := New(shellSpec("first", "echo one"), h.deps)
+	gate := make(chan struct{})
+	spec := shellSpec("gated", "echo gated")
+	spec.After = []Dependency{{Job: "first", State: Succeeded}}
+	spec.StartGate = gate
+	gated := New(spec, h.deps)
+	wg := runAll(gated, first)
+	<-first.Done()
+	select {
+	case <-gated.Done():
+		t.Fatal("the gated job ran before its gate opened")
+	case <-time.After(100 * time.Millisecond): // a gated job does nothing: give it a chance to misbehave
+	}
+	if st := gated.Status(); st.Runs != 0 || st.State != Idle {
+		t.Fatalf("gated job status %+v before its gate opened", st)
+	}
+	close(gate)
+	wg.Wait()
+	if got := h.out.String(); got != "first | one\ngated | gated\n" {
+		t.Fatalf("output %q", got)
+	}
+}

@@ -28,6 +28,11 @@ type Spec struct {
 	Foreground bool
 	Output     output.Mode
 	After      []Dependency
+	// StartGate, when set, holds the first start until it is closed, on
+	// top of After (pilot closes it once the watches that reload this job
+	// have rendered their files, so the job reads them at start instead of
+	// being signalled while it starts).
+	StartGate <-chan struct{}
 	Policy     Policy
 	PreStop    *Hook
 	PostStop   *Hook

@@ -40,6 +40,7 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	if err != nil {
 		return 2, err
 	}
+	firstRenders := gateReloadTargets(cfg, specs)
 	svcs, consulClient, err := buildServices(cfg, log)
 	if err != nil {
 		return 2, err
@@ -101,7 +102,7 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 		if err := os.Chmod(stateDir, 0o755); err != nil { // jobs may run as another user
 			return 1, err
 		}
-		watches, err := buildWatches(cfg, consulClient, sup.jobs, reaper, opts.Environ, stateDir, log)
+		watches, err := buildWatches(cfg, consulClient, sup.jobs, firstRenders, reaper, opts.Environ, stateDir, log)
 		if err != nil {
 			return 2, err
 		}

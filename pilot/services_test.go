@@ -59,8 +59,9 @@ func TestDiscoveryServiceTraefikTags(t *testing.T) {
 	}
 }
 
-// The debounce acts once a burst has been quiet for min, and at the latest
-// max after it began, always with the newest snapshot.
+// The debounce applies the first snapshot at once, then acts once a burst
+// has been quiet for min, and at the latest max after it began, always with
+// the newest snapshot.
 func TestWatchDebounce(t *testing.T) {
 	w := &watch{cfg: config.Watch{Debounce: config.Debounce{Min: 60 * time.Millisecond, Max: 200 * time.Millisecond}}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,6 +74,9 @@ func TestWatchDebounce(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 	send := func(n int) { updates <- discovery.Snapshot{Instances: make([]discovery.Instance, n)} }
+
+	send(0) // the first snapshot (TestWatchFirstSnapshotNotDebounced)
+	<-applied
 
 	// A change every 20 ms never leaves 60 ms of quiet: max cuts in.
 	began := time.Now()
@@ -104,5 +108,22 @@ func TestWatchDebounce(t *testing.T) {
 		}
 	case <-time.After(time.Second):
 		t.Fatal("a lone change was never applied")
+	}
+}
+
+// The first snapshot is the state at start, not a burst: it is applied at
+// once, whatever debounce.min says.
+func TestWatchFirstSnapshotNotDebounced(t *testing.T) {
+	w := &watch{cfg: config.Watch{Debounce: config.Debounce{Min: time.Minute, Max: time.Hour}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	updates := make(chan discovery.Snapshot, 1)
+	applied := make(chan struct{}, 1)
+	go w.debounce(ctx, updates, func(discovery.Snapshot) { applied <- struct{}{} })
+	updates <- discovery.Snapshot{}
+	select {
+	case <-applied:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first snapshot waited for debounce.min")
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode"
@@ -30,6 +32,53 @@ const (
 	reloadBackoff  = 200 * time.Millisecond
 )
 
+// firstRenderWait bounds how long a job a watch reloads waits for the
+// watch's first render before it starts anyway (Consul down at boot: the
+// proxy still starts, on the files it has).
+const firstRenderWait = 5 * time.Second
+
+// startGate opens once every watch that reloads a job has rendered its
+// first set. A job signalled while it starts can die of it (nginx exits on
+// SIGHUP until it has installed its handlers, some 30 ms into its start),
+// so such a job starts on the rendered files and is signalled only after.
+type startGate struct {
+	remaining atomic.Int32
+	open      chan struct{}
+}
+
+func (g *startGate) done() {
+	if g.remaining.Add(-1) == 0 {
+		close(g.open)
+	}
+}
+
+// gateReloadTargets gives every job named by a watch's reload.job a start
+// gate, and returns per watch the gate its first render opens (nil when it
+// reloads no job).
+func gateReloadTargets(cfg config.Config, specs []jobs.Spec) []*startGate {
+	gates := map[string]*startGate{}
+	perWatch := make([]*startGate, len(cfg.Watches))
+	for i, w := range cfg.Watches {
+		r := w.OnChange.Reload
+		if r == nil || r.Job == "" {
+			continue
+		}
+		g := gates[r.Job]
+		if g == nil {
+			g = &startGate{open: make(chan struct{})}
+			gates[r.Job] = g
+		}
+		g.remaining.Add(1)
+		perWatch[i] = g
+	}
+	for k := range specs {
+		if g := gates[specs[k].Name]; g != nil {
+			specs[k].StartGate = g.open
+		}
+	}
+	return perWatch
+}
+
 // watch follows one Consul service and, after each debounced change,
 // renders its files and reloads what reads them.
 type watch struct {
@@ -41,11 +90,13 @@ type watch struct {
 	environ []string
 	// instancesFile is where the instances are written for onChange.run.
 	instancesFile string
+	// firstRendered opens the reload job's start gate, once.
+	firstRendered func()
 }
 
 // buildWatches builds the watches; stateDir holds the instance files of
 // onChange.run (pilot's private temporary directory).
-func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, reaper *jobs.Reaper, environ []string, stateDir string, log *slog.Logger) ([]*watch, error) {
+func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, gates []*startGate, reaper *jobs.Reaper, environ []string, stateDir string, log *slog.Logger) ([]*watch, error) {
 	byName := make(map[string]*jobs.Job, len(js))
 	for _, j := range js {
 		byName[j.Name()] = j
@@ -57,7 +108,11 @@ func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, reap
 		if err != nil {
 			return nil, &ConfigError{fmt.Errorf("watches[%d]: %w", i, err)}
 		}
-		w := &watch{cfg: wc, watcher: watcher, log: wlog, jobs: byName, starter: reaper, environ: environ}
+		w := &watch{cfg: wc, watcher: watcher, log: wlog, jobs: byName, starter: reaper, environ: environ,
+			firstRendered: func() {}}
+		if g := gates[i]; g != nil {
+			w.firstRendered = sync.OnceFunc(g.done)
+		}
 		if wc.OnChange.Run != "" {
 			w.instancesFile = filepath.Join(stateDir, fmt.Sprintf("watch-%d-%s.json", i, fileSafe(wc.Service)))
 		}
@@ -69,6 +124,13 @@ func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, reap
 func (w *watch) run(ctx context.Context) {
 	spec := discovery.WatchSpec{Service: w.cfg.Service, Tag: w.cfg.Tag, Datacenter: w.cfg.Datacenter,
 		PassingOnly: *w.cfg.PassingOnly}
+	if r := w.cfg.OnChange.Reload; r != nil && r.Job != "" {
+		wait := time.AfterFunc(firstRenderWait, func() {
+			w.log.Warn("watch: no instances yet; starting the job it reloads on the files it has", "job", r.Job, "after", firstRenderWait)
+			w.firstRendered()
+		})
+		defer wait.Stop()
+	}
 	updates := make(chan discovery.Snapshot, 1)
 	watching := make(chan struct{})
 	go func() {
@@ -85,16 +147,21 @@ func (w *watch) run(ctx context.Context) {
 		}
 	}()
 	defer func() { <-watching }()
-	w.debounce(ctx, updates, func(s discovery.Snapshot) { w.apply(ctx, s) })
+	w.debounce(ctx, updates, func(s discovery.Snapshot) {
+		w.apply(ctx, s)
+		w.firstRendered()
+	})
 }
 
 // debounce applies a snapshot once no newer one came for Debounce.Min, and
-// at the latest Debounce.Max after the first of a burst.
+// at the latest Debounce.Max after the first of a burst. The first snapshot
+// is applied at once: it is the state at start, not a burst of changes.
 func (w *watch) debounce(ctx context.Context, updates <-chan discovery.Snapshot, apply func(discovery.Snapshot)) {
 	var (
 		pending    *discovery.Snapshot
 		burstBegan time.Time
 		fire       <-chan time.Time
+		applied    bool
 	)
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
@@ -103,6 +170,11 @@ func (w *watch) debounce(ctx context.Context, updates <-chan discovery.Snapshot,
 		case <-ctx.Done():
 			return
 		case s := <-updates:
+			if !applied {
+				applied = true
+				apply(s)
+				continue
+			}
 			if pending == nil {
 				burstBegan = time.Now()
 			}

@@ -95,6 +95,7 @@ func startPilot(t *testing.T, o pilotOpts, args ...string) *pilotProc {
 	cmd.Stdin = o.stdin
 	p := &pilotProc{t: t, cmd: cmd, out: newLineLog(), errLog: newLineLog(), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.errLog
+	cmd.WaitDelay = 5 * time.Second // a backstop: never hang on a pipe an escapee holds
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +125,11 @@ func startPilot(t *testing.T, o pilotOpts, args ...string) *pilotProc {
 		select {
 		case <-p.done:
 		default:
+			// Outside a PID namespace pilot's children outlive it and
+			// would hold its output pipes open (and Wait with them).
+			for _, d := range descendantsOf(cmd.Process.Pid) {
+				_ = syscall.Kill(d.pid, syscall.SIGKILL)
+			}
 			_ = syscall.Kill(p.pid, syscall.SIGKILL)
 			_ = cmd.Process.Kill()
 			<-p.done

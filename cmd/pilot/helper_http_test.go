@@ -13,9 +13,11 @@ import (
 
 // httpHelper is "helper http PORT MARKER": an app serving 127.0.0.1:PORT,
 // whose /health answers 500 while the file MARKER exists and 200 otherwise
-// (/ always answers 200 "hello"). It prints "ready PID" once it listens and
-// "got SIGTERM UNIXMICRO" (wall clock, µs) when a TERM or INT arrives, then
-// closes and exits 0.
+// (/ always answers 200 "hello", after ?sleep=DURATION if given, with the
+// header X-Helper-Port: PORT, so a proxy test can tell its replicas apart).
+// It prints "ready PID" once it listens and "got SIGTERM UNIXMICRO" (wall
+// clock, µs) when a TERM or INT arrives, then shuts down gracefully
+// (in-flight requests finish, at most 1 s) and exits 0.
 func httpHelper(args []string) int {
 	if len(args) != 2 {
 		fmt.Fprintln(os.Stderr, "helper http: want PORT MARKER")
@@ -37,7 +39,13 @@ func httpHelper(args []string) int {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "hello") })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil && d > 0 {
+			time.Sleep(min(d, time.Second))
+		}
+		w.Header().Set("X-Helper-Port", port)
+		fmt.Fprintln(w, "hello")
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	fmt.Printf("ready %d\n", os.Getpid())

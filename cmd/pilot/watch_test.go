@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -86,4 +87,63 @@ watches:
 	registerInstance(t, a, service, service+"-3", 4003)
 	waitFor(t, 10*time.Second, "the watch resumed after Consul came back", fileHas(dest, "server 127.0.0.1:4003;"))
 	stopPilot(t, p)
+}
+
+// onChange.run: the job runs once per change, never at boot before the
+// first set, with the instances as a JSON file and a summary in its env.
+func TestWatchRunsJobWithInstances(t *testing.T) {
+	a := consulagent.Shared(t)
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	copied := filepath.Join(dir, "instances.json")
+	service := fmt.Sprintf("runwatch%d", time.Now().UnixNano()%1e6)
+	// The copy is in place before the run's line: the line says it is done.
+	script := fmt.Sprintf(`cp "$PILOT_WATCH_INSTANCES_FILE" %[2]s.tmp && mv %[2]s.tmp %[2]s && echo "$PILOT_WATCH_SERVICE $PILOT_WATCH_INSTANCE_COUNT $PILOT_WATCH_ADDRESSES" >> %[1]s`, runs, copied)
+	cfg := writeConfig(t, fmt.Sprintf(`consul: {address: %q}
+jobs:
+  - name: app
+    main: true
+    exec: %s
+  - name: sync
+    shell: %q
+watches:
+  - service: %s
+    onChange:
+      run: sync
+`, a.Addr(), yamlArgv(helperArgv(t, "signals", "exit:0")...), script, service))
+	p := startPilot(t, pilotOpts{}, "run", "--config", cfg)
+	waitFor(t, 5*time.Second, "a run for the first (empty) set", fileHas(runs, service+" 0 \n"))
+
+	registerInstance(t, a, service, service+"-1", 4101)
+	registerInstance(t, a, service, service+"-2", 4102)
+	waitFor(t, 5*time.Second, "a run with both instances", fileHas(runs, service+" 2 127.0.0.1:4101,127.0.0.1:4102\n"))
+	var got struct {
+		Service   string `json:"service"`
+		Instances []struct {
+			ID       string `json:"id"`
+			HostPort string `json:"hostPort"`
+			Status   string `json:"status"`
+		} `json:"instances"`
+	}
+	b, err := os.ReadFile(copied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("instances file: %v\n%s", err, b)
+	}
+	if got.Service != service || len(got.Instances) != 2 || got.Instances[1].HostPort != "127.0.0.1:4102" || got.Instances[0].Status != "passing" {
+		t.Fatalf("instances file:\n%s", b)
+	}
+	if n := strings.Count(readOrEmpty(runs), "\n"); n > 3 {
+		t.Errorf("%d runs for 3 sets: a run per check, not per change?", n)
+	}
+	if code := stopPilot(t, p); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+func readOrEmpty(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
 }
