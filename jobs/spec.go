@@ -33,9 +33,9 @@ type Spec struct {
 	// have rendered their files, so the job reads them at start instead of
 	// being signalled while it starts).
 	StartGate <-chan struct{}
-	Policy     Policy
-	PreStop    *Hook
-	PostStop   *Hook
+	Policy    Policy
+	PreStop   *Hook
+	PostStop  *Hook
 	// Forward lists the signals pilot passes on to the job's group.
 	Forward []syscall.Signal
 	// Probe, when set, checks each run's health from its start until its

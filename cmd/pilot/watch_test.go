@@ -72,7 +72,12 @@ watches:
 
 	a.Kill()
 	before, _ := os.ReadFile(dest)
-	time.Sleep(time.Second) // Consul down: the watch must keep the last good file
+	// Consul down: the watch fails, retries, and keeps the last good file.
+	p.errLog.waitLine(t, 10*time.Second, `consul: watch failing; keeping the last snapshot`)
+	waitFor(t, 10*time.Second, "the watch retrying against the dead agent", func() (int, bool) {
+		n := p.errLog.count(`consul: watch still failing`)
+		return n, n >= 2
+	})
 	if after, _ := os.ReadFile(dest); !bytes.Equal(before, after) {
 		t.Fatalf("the upstream changed while Consul was down:\n%s", after)
 	}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nodepilot/pilot/test/consulagent"
+	"github.com/nodepilot/pilot/test/toolbin"
 )
 
 type (
@@ -34,10 +35,10 @@ func TestMain(m *testing.M) {
 		switch {
 		case err == nil:
 			agent = a
-		case consulagent.Unavailable(err) && !consulagent.InCI():
+		case toolbin.Unavailable(err) && !toolbin.InCI():
 			agentErr = err
 			fmt.Fprintf(os.Stderr, "\n*** SKIPPING Consul agent tests: %v ***\n\n", err)
-		case consulagent.Unavailable(err):
+		case toolbin.Unavailable(err):
 			fmt.Fprintf(os.Stderr, "FAIL: consul binary unavailable in CI: %v\n", err)
 			return 1
 		default:

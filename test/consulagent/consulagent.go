@@ -4,9 +4,9 @@
 //
 // The binary is $PILOT_CONSUL_BIN when set, else the one test/consul.sh
 // builds (pinned, cached under .cache/consul; the first build takes several
-// minutes). When it cannot be had, Start's error satisfies Unavailable: in CI
-// (env CI set) that is a failure, elsewhere the caller skips loudly — Require,
-// StartT and Shared do exactly that.
+// minutes; see test/toolbin). When it cannot be had, Start's error satisfies
+// toolbin.Unavailable: in CI (env CI set) that is a failure, elsewhere the
+// caller skips loudly — StartT and Shared do exactly that.
 //
 //	func TestMain(m *testing.M) {           // one agent per test binary
 //		a, err := consulagent.Start()
@@ -25,96 +25,18 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nodepilot/pilot/test/toolbin"
 )
 
-// ErrUnavailable wraps every reason the Consul binary could not be had.
-var ErrUnavailable = errors.New("consul binary unavailable")
-
-// Unavailable reports whether err means "no Consul binary" (skip outside CI)
-// rather than "the agent failed" (always a failure).
-func Unavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
-
-// InCI reports whether env CI is set: there a missing binary fails the run.
-func InCI() bool { return os.Getenv("CI") != "" }
-
-// Require turns Start's error into the test's outcome: nothing for nil; a
-// loud skip for a missing binary outside CI; a failure otherwise.
-func Require(tb testing.TB, err error) {
-	tb.Helper()
-	switch {
-	case err == nil:
-	case Unavailable(err) && !InCI():
-		fmt.Fprintf(os.Stderr, "\n*** SKIPPING Consul agent test %s: %v ***\n\n", tb.Name(), err)
-		tb.Skipf("SKIPPED — no consul agent: %v (set PILOT_CONSUL_BIN or run `bash test/consul.sh`)", err)
-	case Unavailable(err):
-		tb.Fatalf("consul binary unavailable in CI: %v", err)
-	default:
-		tb.Fatalf("starting consul agent: %v", err)
-	}
-}
-
-// Binary returns the agent's path: $PILOT_CONSUL_BIN, or what
-// `bash test/consul.sh` prints (the repository root is found by walking up
-// from the working directory to pilot's go.mod).
-func Binary() (string, error) {
-	if p := os.Getenv("PILOT_CONSUL_BIN"); p != "" {
-		if !executable(p) {
-			return "", fmt.Errorf("%w: PILOT_CONSUL_BIN=%q is not an executable", ErrUnavailable, p)
-		}
-		return p, nil
-	}
-	root, err := repoRoot()
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "test", "consul.sh"))
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("%w: test/consul.sh: %v: %s", ErrUnavailable, err, strings.TrimSpace(stderr.String()))
-	}
-	p := strings.TrimSpace(string(out))
-	if !executable(p) {
-		return "", fmt.Errorf("%w: test/consul.sh printed %q, which is not an executable", ErrUnavailable, p)
-	}
-	return p, nil
-}
-
-func executable(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
-}
-
-const modulePath = "github.com/nodepilot/pilot"
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			strings.Contains(string(b), "module "+modulePath+"\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no %s go.mod above the working directory", modulePath)
-		}
-		dir = parent
-	}
-}
+// consul is the agent's binary: $PILOT_CONSUL_BIN, or what
+// `bash test/consul.sh` prints.
+var consul = toolbin.Tool{Name: "consul", What: "consul agent", EnvVar: "PILOT_CONSUL_BIN", Script: "consul.sh"}
 
 // Agent is one `consul agent -dev` on loopback. Its methods are safe for
 // concurrent use.
@@ -134,7 +56,7 @@ type Agent struct {
 // has a leader (at most 60 s). The caller must Stop it. On failure the error
 // carries the agent's log tail.
 func Start() (*Agent, error) {
-	bin, err := Binary()
+	bin, err := consul.Path()
 	if err != nil {
 		return nil, err
 	}
@@ -163,11 +85,11 @@ func New(bin string) (*Agent, error) {
 }
 
 // StartT starts an agent for this test only, stopped at its cleanup; it
-// skips or fails as Require does.
+// skips loudly (no binary, outside CI) or fails.
 func StartT(tb testing.TB) *Agent {
 	tb.Helper()
 	a, err := Start()
-	Require(tb, err)
+	consul.Require(tb, err)
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			tb.Logf("consul agent log (tail):\n%s", Tail(a.Logs(), 4000))
@@ -183,14 +105,14 @@ var (
 	sharedOne sync.Once
 )
 
-// Shared returns the process's one agent, started on first use; it skips or
-// fails as Require does, and restarts the agent when an earlier test left it
-// down. Nothing stops it but the end of the process (the agent gets SIGKILL
+// Shared returns the process's one agent, started on first use; it skips
+// loudly (no binary, outside CI) or fails, and restarts the agent when an
+// earlier test left it down. Nothing stops it but the end of the process (the agent gets SIGKILL
 // when its parent dies); call StopShared from a TestMain to stop it earlier.
 func Shared(tb testing.TB) *Agent {
 	tb.Helper()
 	sharedOne.Do(func() { shared, sharedErr = Start() })
-	Require(tb, sharedErr)
+	consul.Require(tb, sharedErr)
 	if !shared.Running() {
 		if err := shared.Up(); err != nil {
 			tb.Fatalf("restarting the agent an earlier test left down: %v", err)

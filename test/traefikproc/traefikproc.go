@@ -5,9 +5,9 @@
 // The binary is $PILOT_TRAEFIK_BIN when set, else the one test/traefik.sh
 // builds (pinned in test/tools/traefik/go.mod, cached under
 // .cache/traefik/VERSION/traefik). It is never built from here: the first
-// build takes many minutes. When it cannot be had, Start's error satisfies
-// Unavailable: in CI (env CI set) that is a failure, elsewhere the caller
-// skips loudly — Require and StartT do exactly that.
+// build takes many minutes; see test/toolbin. When it cannot be had, Start's
+// error satisfies toolbin.Unavailable: in CI (env CI set) that is a failure,
+// elsewhere the caller skips loudly — StartT does exactly that.
 //
 //	p := traefikproc.StartT(t, traefikproc.Options{ConsulAddr: agent.Addr()})
 //	resp, err := p.Get("app.test", "/")          // through the web entrypoint
@@ -15,7 +15,6 @@
 package traefikproc
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -33,101 +32,17 @@ import (
 	"time"
 
 	"github.com/nodepilot/pilot/test/consulagent"
+	"github.com/nodepilot/pilot/test/toolbin"
 )
 
-// ErrUnavailable wraps every reason the Traefik binary could not be had.
-var ErrUnavailable = errors.New("traefik binary unavailable")
-
-// Unavailable reports whether err means "no Traefik binary" (skip outside
-// CI) rather than "Traefik failed" (always a failure).
-func Unavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
-
-// InCI reports whether env CI is set: there a missing binary fails the run.
-func InCI() bool { return os.Getenv("CI") != "" }
-
-const buildHint = "set PILOT_TRAEFIK_BIN or run `bash test/traefik.sh` (builds the pinned Traefik once, ~7–15 min on 2 cores)"
-
-// Require turns Start's error into the test's outcome: nothing for nil; a
-// loud skip for a missing binary outside CI; a failure otherwise.
-func Require(tb testing.TB, err error) {
-	tb.Helper()
-	switch {
-	case err == nil:
-	case Unavailable(err) && !InCI():
-		fmt.Fprintf(os.Stderr, "\n*** SKIPPING Traefik test %s: %v — %s ***\n\n", tb.Name(), err, buildHint)
-		tb.Skipf("SKIPPED — no traefik: %v (%s)", err, buildHint)
-	case Unavailable(err):
-		tb.Fatalf("traefik binary unavailable in CI: %v (%s)", err, buildHint)
-	default:
-		tb.Fatalf("starting traefik: %v", err)
-	}
-}
-
-const modulePath = "github.com/nodepilot/pilot"
-
-// Binary returns Traefik's path: $PILOT_TRAEFIK_BIN, or
+// traefik is the binary: $PILOT_TRAEFIK_BIN, or
 // ROOT/.cache/traefik/VERSION/traefik with VERSION the one pinned in
-// ROOT/test/tools/traefik/go.mod (what test/traefik.sh builds).
-func Binary() (string, error) {
-	if p := os.Getenv("PILOT_TRAEFIK_BIN"); p != "" {
-		if !executable(p) {
-			return "", fmt.Errorf("%w: PILOT_TRAEFIK_BIN=%q is not an executable", ErrUnavailable, p)
-		}
-		return p, nil
-	}
-	root, err := repoRoot()
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	version, err := pinnedVersion(filepath.Join(root, "test", "tools", "traefik", "go.mod"))
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	p := filepath.Join(root, ".cache", "traefik", version, "traefik")
-	if !executable(p) {
-		return "", fmt.Errorf("%w: %s not built", ErrUnavailable, p)
-	}
-	return p, nil
-}
-
-// pinnedVersion reads the version of github.com/traefik/traefik/v3 from a
-// go.mod (the first line naming it, as test/traefik.sh's awk does).
-func pinnedVersion(gomod string) (string, error) {
-	b, err := os.ReadFile(gomod)
-	if err != nil {
-		return "", err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == "github.com/traefik/traefik/v3" {
-			return f[1], nil
-		}
-	}
-	return "", fmt.Errorf("no github.com/traefik/traefik/v3 version pinned in %s", gomod)
-}
-
-func executable(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			strings.Contains(string(b), "module "+modulePath+"\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no %s go.mod above the working directory", modulePath)
-		}
-		dir = parent
-	}
+// ROOT/test/tools/traefik/go.mod (what test/traefik.sh builds; never built
+// from here).
+var traefik = toolbin.Tool{
+	Name: "traefik", What: "traefik", EnvVar: "PILOT_TRAEFIK_BIN", Script: "traefik.sh",
+	Module: "github.com/traefik/traefik/v3",
+	Hint:   "set PILOT_TRAEFIK_BIN or run `bash test/traefik.sh` (builds the pinned Traefik once, ~7–15 min on 2 cores)",
 }
 
 // Options configure the static configuration.
@@ -167,7 +82,7 @@ type Proxy struct {
 // Start finds the binary, writes the static configuration, starts Traefik
 // and waits until its ping answers (at most 30 s). The caller must Stop it.
 func Start(o Options) (*Proxy, error) {
-	bin, err := Binary()
+	bin, err := traefik.Path()
 	if err != nil {
 		return nil, err
 	}
@@ -264,15 +179,15 @@ providers:
 }
 
 // StartT starts Traefik for this test only, stopped at its cleanup (the
-// logs' tails are logged when the test failed); it skips or fails as
-// Require does.
+// logs' tails are logged when the test failed); it skips loudly (no
+// binary, outside CI) or fails.
 func StartT(tb testing.TB, o Options) *Proxy {
 	tb.Helper()
 	if o.Dir == "" {
 		o.Dir = tb.TempDir()
 	}
 	p, err := Start(o)
-	Require(tb, err)
+	traefik.Require(tb, err)
 	tb.Cleanup(func() {
 		p.Stop()
 		if tb.Failed() {

@@ -5,22 +5,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nodepilot/pilot/test/toolbin"
 )
 
 // The version comes from the tool module's go.mod, as test/traefik.sh reads it.
 func TestPinnedVersion(t *testing.T) {
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := pinnedVersion(filepath.Join(root, "test", "tools", "traefik", "go.mod"))
+	v, err := traefik.Version()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(v, "v3.") {
 		t.Errorf("pinned version %q, want v3.x", v)
 	}
-	if _, err := pinnedVersion(filepath.Join(t.TempDir(), "go.mod")); err == nil {
+	missing := traefik
+	missing.Name = "no-such-tool" // test/tools/no-such-tool/go.mod does not exist
+	if _, err := missing.Version(); err == nil {
 		t.Error("no error for a missing go.mod")
 	}
 }
@@ -29,18 +29,18 @@ func TestPinnedVersion(t *testing.T) {
 // a cache without the binary.
 func TestBinaryUnavailable(t *testing.T) {
 	t.Setenv("PILOT_TRAEFIK_BIN", filepath.Join(t.TempDir(), "nope"))
-	if _, err := Binary(); !Unavailable(err) {
+	if _, err := traefik.Path(); !toolbin.Unavailable(err) {
 		t.Errorf("bad PILOT_TRAEFIK_BIN: %v, want unavailable", err)
 	}
 	t.Setenv("PILOT_TRAEFIK_BIN", "")
-	p, err := Binary()
+	p, err := traefik.Path()
 	switch {
 	case err == nil:
 		t.Logf("built: %s", p)
 		if _, err := os.Stat(p); err != nil {
 			t.Error(err)
 		}
-	case Unavailable(err):
+	case toolbin.Unavailable(err):
 		t.Logf("not built: %v", err)
 	default:
 		t.Errorf("error %v is not Unavailable", err)

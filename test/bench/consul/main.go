@@ -12,14 +12,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -27,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nodepilot/pilot/test/bench/benchkit"
 	"github.com/nodepilot/pilot/test/consulagent"
 )
 
@@ -79,34 +78,16 @@ func bench() int {
 	n := flag.Int("n", 50, "trials per measure (after one warm-up)")
 	interval := flag.Duration("interval", 200*time.Millisecond, "health check interval")
 	poll := flag.Duration("poll", 2*time.Millisecond, "pause between ?passing polls")
-	pilotBin := flag.String("pilot", os.Getenv("PILOT"), "pilot binary (default: go build ./cmd/pilot)")
-	strict := flag.Bool("strict", false, "exit 1 when a target is missed")
-	outDir := flag.String("results", "test/bench/results", "directory for the raw JSON (\"\" for none)")
+	common := benchkit.CommonFlags()
 	flag.Parse()
 
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(os.Stderr, "bench/consul: "+format+"\n", a...)
-		return 2
-	}
-	tmp, err := os.MkdirTemp("", "pilot-bench-consul-")
+	fail := benchkit.Failer("bench/consul")
+	env, err := benchkit.Setup("pilot-bench-consul-", *common.Pilot)
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer os.RemoveAll(tmp)
-
-	if *pilotBin == "" {
-		*pilotBin = filepath.Join(tmp, "pilot")
-		build := exec.Command("go", "build", "-o", *pilotBin, "./cmd/pilot")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fail("building pilot (run from the repository root or set PILOT): %v", err)
-		}
-	}
-	agent, err := consulagent.Start()
-	if err != nil {
-		return fail("consul agent: %v", err)
-	}
-	defer agent.Stop()
+	defer env.Close()
+	agent := env.Agent
 
 	self, err := os.Executable()
 	if err != nil {
@@ -116,7 +97,7 @@ func bench() int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	port, marker, name := ports[0], filepath.Join(tmp, "unhealthy"), "bench-web"
+	port, marker, name := ports[0], filepath.Join(env.Dir, "unhealthy"), "bench-web"
 	cfg := fmt.Sprintf(`consul: {address: %q}
 jobs:
   - name: app
@@ -134,33 +115,11 @@ jobs:
       port: %d
       address: {static: 127.0.0.1}
 `, agent.Addr(), self, port, marker, port, *interval, *interval*3/4, name, name, port)
-	cfgPath := filepath.Join(tmp, "pilot.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return fail("%v", err)
-	}
-	logPath := filepath.Join(tmp, "pilot.log")
-	logf, err := os.Create(logPath)
+	pilot, err := env.StartPilot(cfg)
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer logf.Close()
-	pilot := exec.Command(*pilotBin, "run", "--config", cfgPath)
-	pilot.Stdout, pilot.Stderr = logf, logf
-	pilot.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := pilot.Start(); err != nil {
-		return fail("starting pilot: %v", err)
-	}
-	ended := make(chan struct{})
-	go func() { _ = pilot.Wait(); close(ended) }()
-	defer func() {
-		_ = pilot.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-ended:
-		case <-time.After(10 * time.Second):
-			_ = pilot.Process.Kill()
-			<-ended
-		}
-	}()
+	defer pilot.Stop()
 
 	count := func() int {
 		es, err := agent.Health(name, true)
@@ -183,8 +142,7 @@ jobs:
 		}
 	}
 	if _, ok := wait(time.Now(), 1, 15*time.Second); !ok {
-		b, _ := os.ReadFile(logPath)
-		return fail("the service never became passing; pilot's log:\n%s", b)
+		return fail("the service never became passing; pilot's log:\n%s", pilot.Log())
 	}
 
 	limit := 10**interval + 2*time.Second
@@ -236,18 +194,11 @@ jobs:
 		}
 		fmt.Printf("%s: %s p99 %.1f ms (target ≤ interval + 100 ms = %.0f ms)\n", verdict, r.Measure, r.P99Ms, r.TargetP99)
 	}
-	if *outDir != "" {
-		raw := map[string]any{
-			"when": time.Now().UTC().Format(time.RFC3339), "interval": interval.String(), "poll": poll.String(),
-			"trials": *n, "go": runtime.Version(), "cpus": runtime.NumCPU(), "results": []*result{fails, recs},
-		}
-		b, _ := json.MarshalIndent(raw, "", "  ")
-		p := filepath.Join(*outDir, "consul-"+time.Now().UTC().Format("20060102T150405Z")+".json")
-		if err := os.MkdirAll(*outDir, 0o755); err == nil && os.WriteFile(p, append(b, '\n'), 0o644) == nil {
-			fmt.Fprintf(os.Stderr, "raw samples: %s\n", p)
-		}
-	}
-	if missed && *strict {
+	benchkit.WriteResults(*common.Results, "consul", map[string]any{
+		"when": time.Now().UTC().Format(time.RFC3339), "interval": interval.String(), "poll": poll.String(),
+		"trials": *n, "go": runtime.Version(), "cpus": runtime.NumCPU(), "results": []*result{fails, recs},
+	})
+	if missed && *common.Strict {
 		return 1
 	}
 	return 0
@@ -267,12 +218,7 @@ func summarize(r *result, target time.Duration) {
 	s := slices.Sorted(slices.Values(r.SamplesMs))
 	r.TargetP99 = float64(target.Milliseconds())
 	if len(s) > 0 {
-		r.P50Ms, r.P99Ms, r.MaxMs = rank(s, 0.50), rank(s, 0.99), s[len(s)-1]
+		r.P50Ms, r.P99Ms, r.MaxMs = benchkit.Rank(s, 0.50), benchkit.Rank(s, 0.99), s[len(s)-1]
 	}
 	r.Pass = len(s) > 0 && r.TimedOutOf == 0 && r.P99Ms <= r.TargetP99
-}
-
-func rank(sorted []float64, q float64) float64 {
-	i := int(float64(len(sorted))*q+0.999999) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
 }

@@ -24,17 +24,16 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nodepilot/pilot/test/bench/benchkit"
 	"github.com/nodepilot/pilot/test/consulagent"
 )
 
@@ -76,15 +75,10 @@ func bench() int {
 	poll := flag.Duration("poll", 0, "poll the file with os.ReadFile every POLL instead of waiting for inotify events")
 	timeout := flag.Duration("timeout", 5*time.Second, "a change not on disk by then is a miss")
 	dir := flag.String("dir", "", "directory for the rendered file's own subdirectory (default: the system temp directory; try /dev/shm)")
-	pilotBin := flag.String("pilot", os.Getenv("PILOT"), "pilot binary (default: go build ./cmd/pilot)")
-	strict := flag.Bool("strict", false, "exit 1 when a target is missed")
-	outDir := flag.String("results", "test/bench/results", "directory for the raw JSON (\"\" for none)")
+	common := benchkit.CommonFlags()
 	flag.Parse()
 
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(os.Stderr, "bench/watch: "+format+"\n", a...)
-		return 2
-	}
+	fail := benchkit.Failer("bench/watch")
 	dmin, dmax, err := parseDebounce(*debounce)
 	if err != nil {
 		return fail("-debounce: %v", err)
@@ -92,30 +86,17 @@ func bench() int {
 	if *n < 1 {
 		return fail("-n must be ≥ 1")
 	}
-	tmp, err := os.MkdirTemp("", "pilot-bench-watch-")
+	env, err := benchkit.Setup("pilot-bench-watch-", *common.Pilot)
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer os.RemoveAll(tmp)
-
-	if *pilotBin == "" {
-		*pilotBin = filepath.Join(tmp, "pilot")
-		build := exec.Command("go", "build", "-o", *pilotBin, "./cmd/pilot")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fail("building pilot (run from the repository root or set PILOT): %v", err)
-		}
-	}
-	agent, err := consulagent.Start()
-	if err != nil {
-		return fail("consul agent: %v", err)
-	}
-	defer agent.Stop()
+	defer env.Close()
+	agent := env.Agent
 
 	// The rendered file lives alone in its own directory, which inotify
 	// watches for pilot's temporary file (IN_CREATE) and its rename over
 	// the destination (IN_MOVED_TO).
-	outDirRender := filepath.Join(tmp, "conf.d")
+	outDirRender := filepath.Join(env.Dir, "conf.d")
 	if *dir != "" {
 		if outDirRender, err = os.MkdirTemp(*dir, "pilot-bench-watch-conf.d-"); err != nil {
 			return fail("-dir: %v", err)
@@ -147,34 +128,12 @@ watches:
     onChange:
       render: {format: nginx, dest: %q}
 `, agent.Addr(), service, dmin, dmax, dest)
-	cfgPath := filepath.Join(tmp, "pilot.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return fail("%v", err)
-	}
-	logPath := filepath.Join(tmp, "pilot.log")
-	logf, err := os.Create(logPath)
+	pilot, err := env.StartPilot(cfg)
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer logf.Close()
-	pilot := exec.Command(*pilotBin, "run", "--config", cfgPath)
-	pilot.Stdout, pilot.Stderr = logf, logf
-	pilot.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := pilot.Start(); err != nil {
-		return fail("starting pilot: %v", err)
-	}
-	ended := make(chan struct{})
-	go func() { _ = pilot.Wait(); close(ended) }()
-	defer func() {
-		_ = pilot.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-ended:
-		case <-time.After(10 * time.Second):
-			_ = pilot.Process.Kill()
-			<-ended
-		}
-	}()
-	pilotLog := func() string { b, _ := os.ReadFile(logPath); return consulagent.Tail(string(b), 4000) }
+	defer pilot.Stop()
+	pilotLog := func() string { return consulagent.Tail(pilot.Log(), 4000) }
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -351,7 +310,7 @@ watches:
 
 	// Pilot's own view, from its JSON log: when its watcher's blocking query
 	// returned with the change. slog stamps whole milliseconds (truncated).
-	changed, err := logTimes(logPath, "consul: watch changed")
+	changed, err := logTimes(pilot.LogPath, "consul: watch changed")
 	if err != nil {
 		return fail("reading pilot's log: %v", err)
 	}
@@ -388,7 +347,7 @@ watches:
 		}
 		slices.Sort(v)
 		if len(v) > 0 {
-			s.P50Ms, s.P90Ms, s.P99Ms, s.MaxMs = rank(v, 0.50), rank(v, 0.90), rank(v, 0.99), v[len(v)-1]
+			s.P50Ms, s.P90Ms, s.P99Ms, s.MaxMs = benchkit.Rank(v, 0.50), benchkit.Rank(v, 0.90), benchkit.Rank(v, 0.99), v[len(v)-1]
 		}
 		return s
 	}
@@ -457,21 +416,14 @@ watches:
 	verdict("p50", all.P50Ms, target50-dmin)
 	verdict("p99", all.P99Ms, target99-dmin)
 
-	if *outDir != "" {
-		raw := map[string]any{
-			"when": time.Now().UTC().Format(time.RFC3339), "debounce_min": dmin.String(), "debounce_max": dmax.String(),
-			"mode": mode, "gap": gap.String(), "changes": *n, "go": runtime.Version(), "cpus": runtime.NumCPU(),
-			"summary": append(append(append([]stats{all}, byKind...), stages...), write), "trials": trials,
-			"fs": fsType, "busy_pct": busy,
-			"target_p50_ms": ms(target50), "target_p99_ms": ms(target99), "pass": !missed,
-		}
-		b, _ := json.MarshalIndent(raw, "", "  ")
-		p := filepath.Join(*outDir, "watch-"+time.Now().UTC().Format("20060102T150405Z")+".json")
-		if err := os.MkdirAll(*outDir, 0o755); err == nil && os.WriteFile(p, append(b, '\n'), 0o644) == nil {
-			fmt.Fprintf(os.Stderr, "raw samples: %s\n", p)
-		}
-	}
-	if missed && *strict {
+	benchkit.WriteResults(*common.Results, "watch", map[string]any{
+		"when": time.Now().UTC().Format(time.RFC3339), "debounce_min": dmin.String(), "debounce_max": dmax.String(),
+		"mode": mode, "gap": gap.String(), "changes": *n, "go": runtime.Version(), "cpus": runtime.NumCPU(),
+		"summary": append(append(append([]stats{all}, byKind...), stages...), write), "trials": trials,
+		"fs": fsType, "busy_pct": busy,
+		"target_p50_ms": ms(target50), "target_p99_ms": ms(target99), "pass": !missed,
+	})
+	if missed && *common.Strict {
 		return 1
 	}
 	return 0
@@ -700,12 +652,6 @@ func logTimes(path, msg string) ([]time.Time, error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// rank is the nearest-rank percentile of sorted.
-func rank(sorted []float64, q float64) float64 {
-	i := int(float64(len(sorted))*q+0.999999) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
 
 // fsTypeOf names the file system holding dir (ext4, tmpfs, …), from
 // /proc/self/mountinfo: the longest mount point that prefixes dir.
