@@ -185,6 +185,7 @@ func TestReaperNeverStealsExitStatus(t *testing.T) {
       exit 42
   - name: probe
     every: 100ms
+    timeout: 10s # not the period: under load a run may outlast 100 ms, and a timeout's TERM is no reaper fault
     shell: exit 3
 `, fifo))
 	p := startPilot(t, pilotOpts{pid1: true}, "run", "--config", cfg)
