@@ -143,6 +143,7 @@ watches:
 	if n := strings.Count(readOrEmpty(runs), "\n"); n > 3 {
 		t.Errorf("%d runs for 3 sets: a run per check, not per change?", n)
 	}
+	p.out.waitLine(t, 10*time.Second, `^ready`) // the app handles TERM from here on
 	if code := stopPilot(t, p); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
