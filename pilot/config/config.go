@@ -14,6 +14,38 @@ type Config struct {
 	Jobs        []Job         `mapstructure:"jobs"`
 	// Watches follow Consul services and act when their instances change.
 	Watches []Watch `mapstructure:"watches"`
+	// Telemetry serves /metrics and /status; nil means no listener.
+	Telemetry *Telemetry `mapstructure:"telemetry"`
+	// Metrics declares custom metrics, set by sensor jobs (and the control
+	// socket).
+	Metrics []Metric `mapstructure:"metrics"`
+}
+
+// Telemetry is pilot's HTTP endpoint for Prometheus.
+type Telemetry struct {
+	// Listen is host:port (":9090" for every interface).
+	Listen string `mapstructure:"listen"`
+	// Register registers a "pilot" service (port = Listen's port) in
+	// Consul, for Prometheus's consul_sd_configs.
+	Register bool `mapstructure:"register"`
+}
+
+// Metric is a custom metric, exposed under its own name.
+type Metric struct {
+	Name   string   `mapstructure:"name"`
+	Type   string   `mapstructure:"type"` // counter | gauge | histogram
+	Help   string   `mapstructure:"help"`
+	Labels []string `mapstructure:"labels"`
+	// Buckets are a histogram's upper bounds, increasing; empty means
+	// Prometheus's default buckets.
+	Buckets []float64 `mapstructure:"buckets"`
+}
+
+// Node configures what pilot does for a Node.js job.
+type Node struct {
+	// Metrics preloads pilot's agent (NODE_OPTIONS) to report event-loop
+	// delay, heap, GC and handles to pilot.
+	Metrics bool `mapstructure:"metrics"`
 }
 
 // Watch follows one Consul service.
@@ -113,6 +145,11 @@ type Job struct {
 	// (it needs Health and the top-level consul block).
 	Health  *Health  `mapstructure:"health"`
 	Service *Service `mapstructure:"service"`
+	// Node holds the Node.js options (runtime metrics).
+	Node *Node `mapstructure:"node"`
+	// Sensor makes pilot read the job's stdout as metric samples, one per
+	// line: `name value` or `name{label="v",…} value`.
+	Sensor bool `mapstructure:"sensor"`
 }
 
 // Consul is how pilot reaches the Consul agent. Empty fields fall back to

@@ -141,7 +141,7 @@ func TestDecodeErrors(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			doc:  "telemetri: {address: x}\njobs: []\n",
-			want: []string{`unknown key "telemetri"`},
+			want: []string{`unknown key "telemetri" (did you mean "telemetry"?)`},
 		},
 		{
 			name: "keys match in case only",

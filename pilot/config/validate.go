@@ -27,6 +27,7 @@ func (c *Config) Validate() error {
 	c.Consul.validate(&p)
 	c.validateJobs(&p)
 	c.validateWatches(&p)
+	c.validateTelemetry(&p)
 	return p.err()
 }
 
