@@ -18,14 +18,15 @@ demo: build
 	cd examples/nodejs && PILOT_LOG_LEVEL=$${PILOT_LOG_LEVEL:-info} ../../$(BIN) run --config pilot.yaml
 
 # What the tests need from the machine: util-linux's unshare (PID namespaces),
-# Node for the example app, nginx (the proxy tests run it), and a real
-# Consul agent and Traefik built from their Go modules (cached in
-# .cache/consul/VERSION and .cache/traefik/VERSION; each first build takes
-# several minutes).
+# Node for the example app, nginx (the proxy tests run it), wrk, and a real
+# Consul agent, Traefik and Prometheus (with promtool) built from their Go
+# modules (cached in .cache/NAME/VERSION; each first build takes several
+# minutes; Debian's prometheus lacks Consul service discovery).
 test-deps:
 	@bash test/install-deps.sh
 	@echo "consul: $$(bash test/consul.sh)"
 	@echo "traefik: $$(bash test/traefik.sh)"
+	@echo "prometheus: $$(bash test/prometheus.sh)"
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -39,6 +40,7 @@ unit:
 # so a time-boxed run never overruns its deadline while minimizing.
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./pilot/config/
+	$(GO) test -run='^$$' -fuzz=FuzzParseLine -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./telemetry/custom/
 
 test: test-deps build vet unit fuzz
 

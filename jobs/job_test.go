@@ -218,3 +218,26 @@ func TestJobStartGate(t *testing.T) {
 		t.Fatalf("output %q", got)
 	}
 }
+
+// StdoutLines takes a job's stdout line by line; stderr still follows the
+// output mode.
+func TestJobStdoutLines(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var lines []string
+	spec := shellSpec("sensor", `echo "a 1"; echo oops >&2; printf 'b{x="y"} 2\npartial'`)
+	spec.StdoutLines = func(line []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, string(line))
+	}
+	runAll(New(spec, h.deps)).Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(lines, "|"); got != `a 1|b{x="y"} 2|partial` {
+		t.Errorf("lines %q", got)
+	}
+	if got := h.out.String(); got != "sensor | oops\n" {
+		t.Errorf("pilot's output %q: want only the stderr line", got)
+	}
+}

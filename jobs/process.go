@@ -61,7 +61,7 @@ func (j *Job) start() (*process, error) {
 		cmd.SysProcAttr.Foreground = true
 		cmd.SysProcAttr.Ctty = int(j.spec.Stdin.Fd())
 	}
-	stdout, err := j.stdout.Attach(j.spec.Output, j.spec.Name, "stdout")
+	stdout, err := j.attachStdout()
 	if err != nil {
 		return nil, err
 	}
@@ -95,9 +95,26 @@ func (j *Job) start() (*process, error) {
 				})
 			}
 			wg.Wait()
+			if n := stdout.Dropped(); n > 0 && j.spec.StdoutLines != nil {
+				j.log.Warn("lines of the job's stdout were dropped: pilot could not keep up", "dropped", n)
+			}
 		},
 	}, nil
 }
+
+// attachStdout gives the run's stdout to Spec.StdoutLines when set, else to
+// pilot's stdout in the job's output mode.
+func (j *Job) attachStdout() (*output.Attachment, error) {
+	if j.spec.StdoutLines != nil {
+		return output.AttachLines(j.spec.Name, "stdout", j.spec.StdoutLines, output.WithMaxLineBytes(stdoutLineCap))
+	}
+	return j.stdout.Attach(j.spec.Output, j.spec.Name, "stdout")
+}
+
+// stdoutLineCap bounds a line handed to Spec.StdoutLines: the hook reads
+// short records (a metric sample), so a longer line is garbage, cut into
+// pieces rather than gathered without end.
+const stdoutLineCap = 64 << 10
 
 // signal sends sig to the whole process group, so that a shell wrapper's
 // children (RELIABILITY 7) get it too.

@@ -26,8 +26,14 @@ type Spec struct {
 	// Foreground gives the job's process group the controlling terminal
 	// (Stdin), so that ^C reaches the app directly, as under tini.
 	Foreground bool
-	Output     output.Mode
-	After      []Dependency
+	// Output is how stdout and stderr reach pilot's own.
+	Output output.Mode
+	// StdoutLines, when set, takes the job's stdout instead of Output: each
+	// line (without its newline) is handed to it, in order, from one
+	// goroutine per run; it must not keep the slice. stderr still follows
+	// Output. pilot uses it for sensor jobs, whose stdout is metric samples.
+	StdoutLines func(line []byte)
+	After       []Dependency
 	// StartGate, when set, holds the first start until it is closed, on
 	// top of After (pilot closes it once the watches that reload this job
 	// have rendered their files, so the job reads them at start instead of

@@ -46,6 +46,12 @@ var restartPolicies = map[string]jobs.RestartPolicy{
 // specs. environ is pilot's own environment, which every job inherits;
 // starter runs exec health checks (pilot's reaper; nil only to validate).
 func BuildSpecs(cfg config.Config, environ []string, starter health.ProcessStarter, log *slog.Logger) ([]jobs.Spec, error) {
+	return buildSpecs(cfg, environ, starter, log, nil)
+}
+
+// buildSpecs is BuildSpecs with observe, when not nil, told of every health
+// check's result (telemetry).
+func buildSpecs(cfg config.Config, environ []string, starter health.ProcessStarter, log *slog.Logger, observe func(job string, r health.Result)) ([]jobs.Spec, error) {
 	var errs []error
 	specs := make([]jobs.Spec, 0, len(cfg.Jobs))
 	runOnChange := map[string]bool{}
@@ -56,7 +62,7 @@ func BuildSpecs(cfg config.Config, environ []string, starter health.ProcessStart
 		spec, err := buildSpec(jc, environ)
 		spec.Policy.Triggered = runOnChange[jc.Name]
 		if err == nil && jc.Health != nil {
-			spec.Probe, err = buildProbe(*jc.Health, spec, starter, log.With("job", jc.Name))
+			spec.Probe, err = buildProbe(*jc.Health, spec, starter, log.With("job", jc.Name), observe)
 			spec.Policy.RestartUnhealthy = jc.Health.OnUnhealthy == "restart"
 		}
 		if err != nil {
@@ -133,7 +139,7 @@ func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
 // buildProbe makes the job's health check into a Probe that reports each
 // change of verdict. Checks connect to the job on loopback; exec checks run
 // as the job does (user, dir, environment).
-func buildProbe(h config.Health, spec jobs.Spec, starter health.ProcessStarter, log *slog.Logger) (jobs.Probe, error) {
+func buildProbe(h config.Health, spec jobs.Spec, starter health.ProcessStarter, log *slog.Logger, observe func(job string, r health.Result)) (jobs.Probe, error) {
 	var checker health.Checker
 	switch {
 	case h.HTTP != nil:
@@ -157,6 +163,9 @@ func buildProbe(h config.Health, spec jobs.Spec, starter health.ProcessStarter, 
 		HealthyThreshold: h.HealthyThreshold, UnhealthyThreshold: h.UnhealthyThreshold}
 	return func(ctx context.Context, report func(healthy bool)) {
 		health.NewProber(checker, policy, log, func(r health.Result) {
+			if observe != nil {
+				observe(spec.Name, r)
+			}
 			if r.Changed && r.Status != health.Unknown {
 				report(r.Status == health.Healthy) // the prober logs the why
 			}

@@ -5,6 +5,14 @@
 // job within the top-level stopTimeout, then a sweep of leftover processes,
 // then postStop hooks, and pilot exits with the main job's code.
 //
+// Run builds the run's one Prometheus registry and passes it down: pilot's
+// collectors (package telemetry) register into it, fed by hooks in the
+// health probers, the Consul client, the watches and the jobs' bus; with
+// telemetry.listen, a telemetry actor added right after the reaper (so it
+// stops second to last, and /metrics answers throughout the shutdown)
+// serves /metrics and /status, and with telemetry.register keeps a "pilot"
+// service in Consul through the same registrar machinery as job services.
+//
 // Run is called once per process. It never exits the process and never
 // logs to anything but the injected logger.
 package pilot

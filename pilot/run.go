@@ -11,9 +11,12 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nodepilot/pilot/jobs"
 	"github.com/nodepilot/pilot/jobs/output"
 	"github.com/nodepilot/pilot/pilot/config"
+	"github.com/nodepilot/pilot/telemetry/nodejs"
 )
 
 // Options are the process-wide things pilot.Run uses, injected so that the
@@ -27,6 +30,9 @@ type Options struct {
 	Stderr *output.Sink
 	// Environ is the environment every job inherits.
 	Environ []string
+	// Version and Commit are pilot's build stamp, for pilot_build_info,
+	// /status and the telemetry service's meta.
+	Version, Commit string
 }
 
 // Run supervises the jobs of a validated config until pilot must stop, and
@@ -36,12 +42,40 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	cfg := raw.WithDefaults()
 	log := opts.Log
 	reaper := jobs.NewReaper(log)
-	specs, err := BuildSpecs(cfg, opts.Environ, reaper, log)
+	// The run's one registry: every part that exposes metrics registers
+	// into it (ARCHITECTURE 9); telemetry.listen serves it.
+	reg := prometheus.NewRegistry()
+	inst := newInstruments(cfg, reg, opts, log)
+	specs, err := buildSpecs(cfg, opts.Environ, reaper, log, inst.observeHealth)
 	if err != nil {
 		return 2, err
 	}
+	customMetrics, err := buildCustomMetrics(cfg, reg)
+	if err != nil {
+		return 2, err
+	}
+	attachSensors(cfg, specs, customMetrics, log)
 	firstRenders := gateReloadTargets(cfg, specs)
-	svcs, consulClient, err := buildServices(cfg, log)
+	// A private directory, readable by jobs that run as another user, for
+	// the watches' instance files and the Node agent.
+	var stateDir string
+	if len(cfg.Watches) > 0 || wantsNodeMetrics(cfg) {
+		if stateDir, err = os.MkdirTemp("", "pilot-"); err != nil {
+			return 1, fmt.Errorf("a private directory for pilot's files: %w (set TMPDIR to a writable directory)", err)
+		}
+		defer os.RemoveAll(stateDir)
+		if err := os.Chmod(stateDir, 0o755); err != nil {
+			return 1, err
+		}
+	}
+	var nodeAgents *nodejs.Agents
+	setNodeJobs := func([]*jobs.Job) {}
+	if wantsNodeMetrics(cfg) {
+		if nodeAgents, setNodeJobs, err = setupNodeAgents(cfg, specs, stateDir, reg, log); err != nil {
+			return 1, err
+		}
+	}
+	svcs, consulClient, err := buildServices(cfg, log, inst.observeConsul)
 	if err != nil {
 		return 2, err
 	}
@@ -79,12 +113,28 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 		}
 		sup.jobs = append(sup.jobs, j)
 	}
+	setNodeJobs(sup.jobs)
+	if err := inst.addJobs(sup.jobs, svcs); err != nil {
+		return 1, err
+	}
+	if cfg.Telemetry != nil {
+		if err := inst.listen(cfg, consulClient, svcs); err != nil {
+			return 1, err
+		}
+		defer inst.server.Close()
+	}
 
 	// Actors are added in start order; teardown runs in reverse, so the
 	// reaper outlives everything that may leave orphans behind.
 	var g group
 	reaperCtx, stopReaper := context.WithCancel(context.Background())
 	g.add(func() error { reaper.Run(reaperCtx); return nil }, stopReaper)
+
+	if inst.server != nil { // stops late: /metrics answers throughout the shutdown
+		changes := bus.Subscribe()
+		defer bus.Unsubscribe(changes)
+		g.add(inst.actor(changes))
+	}
 
 	if len(svcs) > 0 {
 		servicesCtx, stopServices := context.WithCancel(context.Background())
@@ -93,16 +143,13 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 		g.add(func() error { svcs.run(servicesCtx, changes, log); return nil }, stopServices)
 	}
 
+	if nodeAgents != nil {
+		agentsCtx, stopAgents := context.WithCancel(context.Background())
+		g.add(func() error { nodeAgents.Run(agentsCtx); return nil }, stopAgents)
+	}
+
 	if len(cfg.Watches) > 0 {
-		stateDir, err := os.MkdirTemp("", "pilot-")
-		if err != nil {
-			return 1, fmt.Errorf("watches: a private directory for the instance files: %w (set TMPDIR to a writable directory)", err)
-		}
-		defer os.RemoveAll(stateDir)
-		if err := os.Chmod(stateDir, 0o755); err != nil { // jobs may run as another user
-			return 1, err
-		}
-		watches, err := buildWatches(cfg, consulClient, sup.jobs, firstRenders, reaper, opts.Environ, stateDir, log)
+		watches, err := buildWatches(cfg, consulClient, sup.jobs, firstRenders, reaper, opts.Environ, stateDir, log, inst.observeWatch)
 		if err != nil {
 			return 2, err
 		}

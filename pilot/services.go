@@ -40,8 +40,9 @@ const addressRecheck = 10 * time.Second
 type services map[string]*service
 
 // buildServices makes a registrar for every job with a service block. The
-// client is returned for the caller to close.
-func buildServices(cfg config.Config, log *slog.Logger) (services, *consul.Client, error) {
+// client is returned for the caller to close; observe (may be nil) is told
+// of each of its requests.
+func buildServices(cfg config.Config, log *slog.Logger, observe func(consul.Request)) (services, *consul.Client, error) {
 	if cfg.Consul == nil {
 		return nil, nil, nil
 	}
@@ -53,6 +54,7 @@ func buildServices(cfg config.Config, log *slog.Logger) (services, *consul.Clien
 			CAFile: cfg.Consul.TLS.CAFile, CertFile: cfg.Consul.TLS.CertFile, KeyFile: cfg.Consul.TLS.KeyFile,
 			ServerName: cfg.Consul.TLS.ServerName, InsecureSkipVerify: cfg.Consul.TLS.InsecureSkipVerify,
 		},
+		Observe: observe,
 	})
 	if err != nil {
 		return nil, nil, &ConfigError{fmt.Errorf("consul: %w", err)}

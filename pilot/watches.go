@@ -92,11 +92,17 @@ type watch struct {
 	instancesFile string
 	// firstRendered opens the reload job's start gate, once.
 	firstRendered func()
+	// applied is told of each set applied (telemetry); never nil.
+	applied func(discovery.Snapshot)
 }
 
 // buildWatches builds the watches; stateDir holds the instance files of
-// onChange.run (pilot's private temporary directory).
-func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, gates []*startGate, reaper *jobs.Reaper, environ []string, stateDir string, log *slog.Logger) ([]*watch, error) {
+// onChange.run (pilot's private temporary directory); applied (may be nil)
+// is told of each set a watch applied.
+func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, gates []*startGate, reaper *jobs.Reaper, environ []string, stateDir string, log *slog.Logger, applied func(discovery.Snapshot)) ([]*watch, error) {
+	if applied == nil {
+		applied = func(discovery.Snapshot) {}
+	}
 	byName := make(map[string]*jobs.Job, len(js))
 	for _, j := range js {
 		byName[j.Name()] = j
@@ -109,7 +115,7 @@ func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, gate
 			return nil, &ConfigError{fmt.Errorf("watches[%d]: %w", i, err)}
 		}
 		w := &watch{cfg: wc, watcher: watcher, log: wlog, jobs: byName, starter: reaper, environ: environ,
-			firstRendered: func() {}}
+			firstRendered: func() {}, applied: applied}
 		if g := gates[i]; g != nil {
 			w.firstRendered = sync.OnceFunc(g.done)
 		}
@@ -221,6 +227,7 @@ func (w *watch) apply(ctx context.Context, s discovery.Snapshot) {
 	if changed || (w.cfg.OnChange.Render == nil && len(w.cfg.OnChange.Templates) == 0) {
 		w.reload(ctx)
 	}
+	w.applied(s)
 }
 
 // runJob writes the instances file and triggers onChange.run's job with

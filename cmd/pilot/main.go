@@ -190,7 +190,8 @@ func supervise(ctx context.Context, cfg *config.Config, source string, io stdio,
 		return exitUsage
 	}
 	log.Info("pilot starting", "version", version, "config", source, "pid", os.Getpid(), "jobs", len(cfg.Jobs))
-	code, err := pilot.Run(ctx, cfg, pilot.Options{Log: log, Stdin: io.in, Stdout: stdout, Stderr: stderr, Environ: environ})
+	code, err := pilot.Run(ctx, cfg, pilot.Options{Log: log, Stdin: io.in, Stdout: stdout, Stderr: stderr, Environ: environ,
+		Version: version, Commit: commit})
 	var cfgErr *pilot.ConfigError
 	switch {
 	case errors.As(err, &cfgErr):

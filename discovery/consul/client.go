@@ -31,14 +31,39 @@ type Config struct {
 	Token     string
 	TokenFile string // read once, at NewClient; wins over Token
 	TLS       TLSConfig
+	// Observe, when set, is told of every request to the agent once it has
+	// ended (telemetry counts them). It runs on the requesting goroutine
+	// and must be quick. A request cancelled by its caller is not reported.
+	Observe func(Request)
 }
+
+// Request is one finished request to the agent, as Config.Observe sees it.
+type Request struct {
+	// Op is what the request did: register, deregister, ttl, maintenance
+	// or health (a watch's blocking health query).
+	Op string
+	// OK is true when the agent answered with success.
+	OK bool
+	// Reached is true when the agent answered at all (even with an error).
+	Reached bool
+}
+
+// Request ops.
+const (
+	OpRegister    = "register"
+	OpDeregister  = "deregister"
+	OpTTL         = "ttl"
+	OpMaintenance = "maintenance"
+	OpHealth      = "health"
+)
 
 // Client is a configured connection to one Consul agent, shared by the
 // registrars of one pilot.
 type Client struct {
-	api   *api.Client
-	http  *http.Client
-	token string
+	api     *api.Client
+	http    *http.Client
+	token   string
+	observe func(Request)
 }
 
 // Close releases idle connections to the agent. The Client must not be used
@@ -103,7 +128,7 @@ func NewClient(cfg Config) (*Client, error) {
 		// scrub anyway.
 		return nil, fmt.Errorf("consul: building client: %s", redact(err.Error(), token))
 	}
-	return &Client{api: c, http: hc, token: token}, nil
+	return &Client{api: c, http: hc, token: token, observe: cfg.Observe}, nil
 }
 
 // agentError is an error from one agent request, rebuilt so that neither
@@ -121,6 +146,17 @@ func (e *agentError) Error() string {
 		return fmt.Sprintf("consul %s: HTTP %d: %s", e.op, e.code, e.msg)
 	}
 	return fmt.Sprintf("consul %s: %s", e.op, e.msg)
+}
+
+// done reports a finished request of kind op (one of the Op constants) to
+// the observer and returns its error wrapped as wrap does; desc names the
+// operation in that error.
+func (c *Client) done(op, desc string, err error) error {
+	wrapped := c.wrap(desc, err)
+	if c.observe != nil && !errors.Is(err, context.Canceled) {
+		c.observe(Request{Op: op, OK: err == nil, Reached: reached(wrapped)})
+	}
+	return wrapped
 }
 
 // wrap turns an error from the api package into an *agentError (or nil).

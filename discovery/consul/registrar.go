@@ -87,6 +87,30 @@ func (r *Registrar) HeartbeatInterval() time.Duration { return r.heartbeat }
 // Connected reports whether the last request reached the agent.
 func (r *Registrar) Connected() bool { return r.up.Load() }
 
+// Registration is what a Registrar believes of its service, for status
+// pages.
+type Registration struct {
+	ID, Name string
+	Address  string
+	Port     int
+	// Registered is true while the agent holds the service as far as pilot
+	// knows: the last write succeeded and nothing since said otherwise.
+	Registered bool
+	// Status is the check status pilot pushes (passing, warning, critical).
+	Status       discovery.Status
+	Maintenance  bool
+	Deregistered bool
+}
+
+// Registration reports the registrar's current view; it never blocks on
+// the agent.
+func (r *Registrar) Registration() Registration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Registration{ID: r.svc.ID, Name: r.svc.Name, Address: r.svc.Address, Port: r.svc.Port,
+		Registered: r.registered, Status: r.status, Maintenance: r.maintOn, Deregistered: r.deregistered}
+}
+
 // SetStatus records the latest status and wakes Run; it never blocks. An
 // invalid status is treated as critical.
 func (r *Registrar) SetStatus(s discovery.Status, note string) {
@@ -300,7 +324,7 @@ func (r *Registrar) register(ctx context.Context, svc discovery.Service, status 
 		EnableTagOverride: svc.EnableTagOverride,
 		Check:             check,
 	}
-	err := r.observe(r.c.wrap("register", r.c.api.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx))))
+	err := r.observe(r.c.done(OpRegister, "register", r.c.api.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx))))
 	if err != nil {
 		return err
 	}
@@ -310,15 +334,15 @@ func (r *Registrar) register(ctx context.Context, svc discovery.Service, status 
 
 func (r *Registrar) updateTTL(ctx context.Context, status discovery.Status, note string) error {
 	q := (&api.QueryOptions{}).WithContext(ctx)
-	return r.observe(r.c.wrap("update TTL", r.c.api.Agent().UpdateTTLOpts(r.checkID, note, string(status), q)))
+	return r.observe(r.c.done(OpTTL, "update TTL", r.c.api.Agent().UpdateTTLOpts(r.checkID, note, string(status), q)))
 }
 
 func (r *Registrar) maintenance(ctx context.Context, on bool, reason string) error {
 	q := (&api.QueryOptions{}).WithContext(ctx)
 	if on {
-		return r.observe(r.c.wrap("enable maintenance", r.c.api.Agent().EnableServiceMaintenanceOpts(r.svc.ID, reason, q)))
+		return r.observe(r.c.done(OpMaintenance, "enable maintenance", r.c.api.Agent().EnableServiceMaintenanceOpts(r.svc.ID, reason, q)))
 	}
-	return r.observe(r.c.wrap("disable maintenance", r.c.api.Agent().DisableServiceMaintenanceOpts(r.svc.ID, q)))
+	return r.observe(r.c.done(OpMaintenance, "disable maintenance", r.c.api.Agent().DisableServiceMaintenanceOpts(r.svc.ID, q)))
 }
 
 // SetMaintenance records the wish and, when the service is registered,
@@ -388,7 +412,7 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 		r.log.Warn("consul: marking critical before deregistration failed", "err", crit)
 	}
 	q := (&api.QueryOptions{}).WithContext(ctx)
-	err := r.observe(r.c.wrap("deregister", r.c.api.Agent().ServiceDeregisterOpts(r.svc.ID, q)))
+	err := r.observe(r.c.done(OpDeregister, "deregister", r.c.api.Agent().ServiceDeregisterOpts(r.svc.ID, q)))
 	if err != nil && !notFound(err) {
 		r.log.Warn("consul: deregistration failed", "err", err, "took", time.Since(start))
 		return err

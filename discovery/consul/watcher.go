@@ -196,8 +196,8 @@ func (w *Watcher) fetch(ctx context.Context, spec discovery.WatchSpec, index uin
 		WaitTime:          w.opts.WaitTime,
 	}).WithContext(rctx)
 	entries, meta, err := w.c.api.Health().Service(spec.Service, spec.Tag, spec.PassingOnly, q)
-	if err != nil {
-		return discovery.Snapshot{}, 0, w.c.wrap("watch "+spec.Service, err)
+	if err := w.c.done(OpHealth, "watch "+spec.Service, err); err != nil {
+		return discovery.Snapshot{}, 0, err
 	}
 	if meta == nil {
 		return discovery.Snapshot{}, 0, errors.New("consul watch " + spec.Service + ": no query metadata")

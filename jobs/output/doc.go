@@ -21,6 +21,10 @@
 // twice the line cap (more in JSON mode, where escaping can make a record up
 // to six times its line). Buffers grown by a burst are let go afterwards.
 //
+// AttachLines is the same machinery with a function in place of a Sink:
+// each line goes, in order, to the function (a sensor job's stdout is data
+// for pilot, not output). Drops are counted by Dropped, not announced.
+//
 // Concurrency contract: a Sink may be shared by any number of Attachments and
 // other writers (pilot's own logger, say). Each write through it is one call
 // under one lock, and Attachments write only whole lines, so their lines

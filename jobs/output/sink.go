@@ -80,6 +80,12 @@ func (s *Sink) Attach(mode Mode, job, stream string, opts ...Option) (*Attachmen
 	default:
 		return nil, fmt.Errorf("unknown output mode %q", mode)
 	}
+	return attachPipe(s, format, job, stream, opts)
+}
+
+// attachPipe starts the pipe, the queue and the two goroutines of an
+// Attachment that copies the child's lines, formatted, to s.
+func attachPipe(s *Sink, format formatter, job, stream string, opts []Option) (*Attachment, error) {
 	lim := limits{bufferBytes: defaultBufferBytes, maxLineBytes: defaultMaxLineBytes}
 	for _, o := range opts {
 		o(&lim)

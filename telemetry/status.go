@@ -1,0 +1,91 @@
+package telemetry
+
+import (
+	"time"
+
+	"github.com/nodepilot/pilot/jobs"
+)
+
+// Status is the document /status serves (and `pilot status --json` shows).
+type Status struct {
+	Pilot    PilotStatus     `json:"pilot"`
+	Jobs     []JobStatus     `json:"jobs"`
+	Services []ServiceStatus `json:"services"`
+	Watches  []WatchStatus   `json:"watches"`
+}
+
+type PilotStatus struct {
+	Version string    `json:"version"`
+	Commit  string    `json:"commit"`
+	Pid     int       `json:"pid"`
+	Started time.Time `json:"started"`
+}
+
+type JobStatus struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	Main  bool   `json:"main,omitempty"`
+	// Pid is the job's process, 0 when none runs.
+	Pid      int         `json:"pid"`
+	Runs     int         `json:"runs"`
+	Restarts int         `json:"restarts"`
+	LastExit *ExitStatus `json:"lastExit"`
+	// Health is healthy, unhealthy or unknown (no verdict for the current
+	// run yet, or no process); "" for a job without a health check.
+	Health string `json:"health,omitempty"`
+}
+
+// ExitStatus is how the last run ended: Code as the shell gives it
+// (128+N), Signal the killing signal (0 when the process exited).
+type ExitStatus struct {
+	Code   int    `json:"code"`
+	Signal int    `json:"signal"`
+	Error  string `json:"error,omitempty"`
+}
+
+type ServiceStatus struct {
+	// Job is the job whose health the service follows; "" for pilot's own
+	// telemetry service.
+	Job        string `json:"job,omitempty"`
+	Name       string `json:"name"`
+	ID         string `json:"id"`
+	Address    string `json:"address"`
+	Port       int    `json:"port"`
+	Registered bool   `json:"registered"`
+	// Status is the check status pilot pushes: passing, warning or
+	// critical.
+	Status      string `json:"status"`
+	Maintenance bool   `json:"maintenance,omitempty"`
+}
+
+type WatchStatus struct {
+	Service string `json:"service"`
+	// Instances is the size of the last set applied; null before the first.
+	Instances  *int       `json:"instances"`
+	Changes    uint64     `json:"changes"`
+	LastChange *time.Time `json:"lastChange"`
+}
+
+// JobStatusOf reads j for /status.
+func JobStatusOf(j Job) JobStatus {
+	st := j.Status()
+	spec := j.Spec()
+	out := JobStatus{Name: st.Name, State: st.State.String(), Main: spec.Main, Pid: st.Pid, Runs: st.Runs, Restarts: st.Restarts}
+	if e := st.LastExit; e != nil {
+		out.LastExit = &ExitStatus{Code: e.Code, Signal: e.Signal}
+		if e.Err != nil {
+			out.LastExit.Error = e.Err.Error()
+		}
+	}
+	if spec.Probe != nil {
+		switch {
+		case st.State == jobs.Healthy:
+			out.Health = "healthy"
+		case st.State == jobs.Unhealthy:
+			out.Health = "unhealthy"
+		default:
+			out.Health = "unknown"
+		}
+	}
+	return out
+}
