@@ -31,6 +31,10 @@ func NewServer(ln net.Listener, g prometheus.Gatherer, status func() Status, log
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{log},
 		ErrorHandling: promhttp.ContinueOnError, // one failing collector costs its series, not the scrape
+		// gzip took 1.6 ms of a 50-job scrape's ~5 ms (BenchmarkMetricsHandler50Jobs):
+		// pilot shares the container's CPU with the app, while ~70 KiB a
+		// scrape costs nothing on the network a scraper sits on.
+		DisableCompression: true,
 	}))
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		body, err := json.MarshalIndent(status(), "", "  ")
