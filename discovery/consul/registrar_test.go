@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/nodepilot/pilot/discovery"
+
+	"github.com/nodepilot/pilot/test/toolbin"
 )
 
 const testToken = "9f1c2a7e-pilot-secret-token-5b3d"
@@ -29,7 +31,7 @@ type harness struct {
 	t    *testing.T
 	c    *Client
 	r    *Registrar
-	logs *lockedBuffer
+	logs *toolbin.LockedBuffer
 	errs []error
 	mu   sync.Mutex
 	stop func()
@@ -60,7 +62,7 @@ func newHarness(t *testing.T, cfg Config, svc discovery.Service) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, c: c, logs: &lockedBuffer{}}
+	h := &harness{t: t, c: c, logs: &toolbin.LockedBuffer{}}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h.r, err = NewRegistrar(c, svc, log)
 	if err != nil {
@@ -239,13 +241,13 @@ func TestReregistersAfterAgentRestart(t *testing.T) {
 	if err := a.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if es := instances(t, a, svc.Name, false); len(es) != 0 {
-		t.Fatalf("fresh dev agent already knows the service: %+v", es)
-	}
+	// A -dev agent keeps its state in memory: after the restart it knows
+	// the service only if the registrar registered it again (the log
+	// check below), which may already have happened by now.
 	hb := h.r.HeartbeatInterval()
 	d := waitFor(t, 2*hb, "re-registered and passing within two heartbeats", registered(t, a, svc.Name, true))
 	t.Logf("agent restarted (state lost) → service back and passing %s after the agent was ready (heartbeat %s)", d, hb)
-	if !strings.Contains(h.logs.String(), "re-registering") && !strings.Contains(h.logs.String(), "service registered") {
+	if logs := h.logs.String(); !strings.Contains(logs, "re-registering") && strings.Count(logs, "service registered") < 2 {
 		t.Errorf("no re-registration in log")
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/nodepilot/pilot/discovery"
+
+	"github.com/nodepilot/pilot/test/toolbin"
 )
 
 // countingTransport counts the watcher's requests to the agent.
@@ -47,7 +49,7 @@ type published struct {
 type watchRun struct {
 	t    *testing.T
 	reqs *countingTransport
-	logs *lockedBuffer
+	logs *toolbin.LockedBuffer
 
 	mu   sync.Mutex
 	pubs []published
@@ -85,7 +87,7 @@ func startWatch(t *testing.T, addr string, opts WatcherOptions, spec discovery.W
 	}
 	ct := &countingTransport{next: c.http.Transport}
 	c.http.Transport = ct
-	r := &watchRun{t: t, reqs: ct, logs: &lockedBuffer{}}
+	r := &watchRun{t: t, reqs: ct, logs: &toolbin.LockedBuffer{}}
 	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w, err := NewWatcher(c, opts, log)
 	if err != nil {

@@ -17,7 +17,6 @@
 package consulagent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,7 +43,7 @@ type Agent struct {
 	bin                                string
 	http, serfLAN, serfWAN, serverPort int
 	client                             *http.Client
-	out                                *lockedBuffer
+	out                                *toolbin.LockedBuffer
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -80,7 +79,7 @@ func New(bin string) (*Agent, error) {
 	return &Agent{
 		bin: bin, http: ports[0], serfLAN: ports[1], serfWAN: ports[2], serverPort: ports[3],
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}},
-		out:    &lockedBuffer{},
+		out:    &toolbin.LockedBuffer{},
 	}, nil
 }
 
@@ -334,21 +333,4 @@ func Tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -18,7 +18,6 @@
 package promproc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -125,7 +124,7 @@ type Server struct {
 	port    int
 	dir     string
 	ownsDir bool
-	out     *lockedBuffer
+	out     *toolbin.LockedBuffer
 	client  *http.Client
 	cmd     *exec.Cmd
 	end     chan struct{}
@@ -154,7 +153,7 @@ func Start(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		port: ports[0], dir: o.Dir, ownsDir: owns, out: &lockedBuffer{},
+		port: ports[0], dir: o.Dir, ownsDir: owns, out: &toolbin.LockedBuffer{},
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}, Timeout: 5 * time.Second},
 		end:    make(chan struct{}),
 	}
@@ -366,21 +365,4 @@ func (s *Server) api(ctx context.Context, path string, out any) error {
 		return errors.New(env.Error)
 	}
 	return json.Unmarshal(env.Data, out)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -71,7 +71,7 @@ type Proxy struct {
 	webPort, apiPort int
 	logPath          string
 	accessLogPath    string
-	out              *lockedBuffer // stdout and stderr (Traefik logs to logPath)
+	out              *toolbin.LockedBuffer // stdout and stderr (Traefik logs to logPath)
 	client           *http.Client
 
 	cmd  *exec.Cmd
@@ -105,7 +105,7 @@ func Start(o Options) (*Proxy, error) {
 		bin: bin, dir: o.Dir, webPort: ports[0], apiPort: ports[1],
 		logPath:       filepath.Join(o.Dir, "traefik.log"),
 		accessLogPath: filepath.Join(o.Dir, "access.log"),
-		out:           &lockedBuffer{},
+		out:           &toolbin.LockedBuffer{},
 		client: &http.Client{
 			Transport: &http.Transport{MaxIdleConnsPerHost: 16},
 			Timeout:   5 * time.Second,
@@ -382,21 +382,4 @@ func (p *Proxy) AccessLog() ([]AccessEntry, error) {
 		out = append(out, e)
 	}
 	return out, nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

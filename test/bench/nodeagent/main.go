@@ -1,8 +1,9 @@
 // Command nodeagent measures what pilot's Node agent (telemetry/nodejs)
 // costs an HTTP app under load: it runs examples/nodejs/server.js with and
 // without the agent's NODE_OPTIONS (from nodejs.Agents.Env, with a live
-// Agents collecting the reports), alternating the two, and drives each run
-// with wrk. It prints the median requests/s of each side and their ratio.
+// Agents collecting the reports) side by side, both at once, each driven
+// by its own wrk. It prints each run's requests/s and CPU per request, and
+// the median of the runs' with/without throughput ratios.
 //
 //	go run ./test/bench/nodeagent -n 5 -d 10s      # from the repo root
 //
@@ -11,6 +12,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -25,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -35,11 +38,11 @@ import (
 )
 
 func main() {
-	n := flag.Int("n", 5, "runs per side")
+	n := flag.Int("n", 5, "runs (each loads both apps at once)")
 	dur := flag.Duration("d", 10*time.Second, "wrk duration of one run")
 	warm := flag.Duration("warmup", 2*time.Second, "wrk warm-up before each run (not recorded)")
-	conns := flag.Int("c", 50, "wrk connections")
-	threads := flag.Int("t", 2, "wrk threads")
+	conns := flag.Int("c", 50, "connections of each wrk")
+	threads := flag.Int("t", 1, "threads of each wrk")
 	server := flag.String("server", "examples/nodejs/server.js", "the app")
 	path := flag.String("path", "/", "request path")
 	flag.Parse()
@@ -88,61 +91,69 @@ func run(n int, dur, warm time.Duration, conns, threads int, server, path string
 	fmt.Printf("node %s, %s, %d × %v per side (+%v warm-up), wrk -t%d -c%d, %s%s, %d CPUs\n",
 		strings.TrimSpace(string(nodeV)), firstLine(string(wrkV)), n, dur, warm, threads, conns, server, path, numCPU())
 
-	var without, with []float64
+	// Both apps run at once, each loaded by its own wrk, so that whatever
+	// else the shared machine does hits both sides alike: on these machines
+	// two runs one after the other differ by up to ±40 %, two runs side by
+	// side by a few per cent.
+	var without, with, withoutCPU, withCPU, ratios []float64
 	for i := range n {
-		order := []bool{false, true}
-		if i%2 == 1 {
-			order = []bool{true, false}
+		plain, err := startApp(node, server, base, &atomic.Int64{}) // not "the job": pilot expects no agent
+		if err != nil {
+			return err
 		}
-		for _, agent := range order {
-			env := base
-			if agent {
-				env = withAgent
-			}
-			pids := &appPid
-			if !agent {
-				pids = &atomic.Int64{} // not "the job": pilot expects no agent
-			}
-			rps, reported, err := oneRun(node, wrk, server, path, env, warm, dur, conns, threads, pids, reg)
-			if err != nil {
-				return err
-			}
-			label := "without"
-			if agent {
-				label = "with   "
-				with = append(with, rps)
-				if !reported {
-					return errors.New("the agent did not report during a run with it")
-				}
-			} else {
-				without = append(without, rps)
-			}
-			fmt.Printf("run %d %s agent: %9.0f req/s\n", i+1, label, rps)
+		agented, err := startApp(node, server, withAgent, &appPid)
+		if err != nil {
+			plain.stop()
+			return err
 		}
+		results, err := loadBoth(wrk, path, warm, dur, conns, threads, plain, agented)
+		agentReported := reported(reg) // before the stop, which removes its series
+		plain.stop()
+		agented.stop()
+		if err != nil {
+			return err
+		}
+		if !agentReported {
+			return errors.New("the agent did not report during a run with it")
+		}
+		without, withoutCPU = append(without, results[0].rps), append(withoutCPU, results[0].cpuPerRequest)
+		with, withCPU = append(with, results[1].rps), append(withCPU, results[1].cpuPerRequest)
+		ratios = append(ratios, results[1].rps/results[0].rps)
+		fmt.Printf("run %d: without agent %7.0f req/s, %6.1f µs CPU/request; with agent %7.0f req/s, %6.1f µs CPU/request; ratio %.3f\n",
+			i+1, results[0].rps, results[0].cpuPerRequest, results[1].rps, results[1].cpuPerRequest, ratios[i])
 	}
-	mw, mo := median(with), median(without)
+	mw, mo, mr := median(with), median(without), median(ratios)
 	fmt.Printf("\n| | median req/s | runs |\n|---|---|---|\n")
 	fmt.Printf("| without agent | %.0f | %s |\n| with agent | %.0f | %s |\n", mo, list(without), mw, list(with))
-	fmt.Printf("\nratio with/without %.4f: %+.2f %% throughput (target: loss ≤ 3 %%)\n", mw/mo, (mw/mo-1)*100)
+	fmt.Printf("\nmedian of the side-by-side ratios with/without %.4f: %+.2f %% throughput (target: loss ≤ 3 %%); ratios %s\n", mr, (mr-1)*100, listF(ratios, 3))
+	cw, co := median(withCPU), median(withoutCPU)
+	fmt.Printf("app CPU per request, medians: without %.1f µs, with %.1f µs (%+.2f %%)\n", co, cw, (cw/co-1)*100)
 	return nil
 }
 
-// oneRun starts the app, waits for /health, warms up, measures with wrk and
-// stops the app. reported tells whether pilot held the app's Node series.
-func oneRun(node, wrk, server, path string, env []string, warm, dur time.Duration, conns, threads int, appPid *atomic.Int64, reg *prometheus.Registry) (float64, bool, error) {
+// app is one running example app.
+type app struct {
+	url  string
+	pid  int
+	stop func()
+}
+
+// startApp starts the app with env and waits for /health. pid receives its
+// pid (what pilot's pidOf reads).
+func startApp(node, server string, env []string, pid *atomic.Int64) (*app, error) {
 	port, err := freePort()
 	if err != nil {
-		return 0, false, err
+		return nil, err
 	}
 	cmd := exec.Command(node, filepath.Base(server))
 	cmd.Dir = filepath.Dir(server)
 	cmd.Env = append(slices.Clone(env), "PORT="+strconv.Itoa(port))
 	cmd.Stdout, cmd.Stderr = nil, os.Stderr
 	if err := cmd.Start(); err != nil {
-		return 0, false, err
+		return nil, err
 	}
-	appPid.Store(int64(cmd.Process.Pid))
-	defer func() {
+	pid.Store(int64(cmd.Process.Pid))
+	a := &app{url: fmt.Sprintf("http://127.0.0.1:%d", port), pid: cmd.Process.Pid, stop: func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		waited := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(waited) }()
@@ -152,38 +163,93 @@ func oneRun(node, wrk, server, path string, env []string, warm, dur time.Duratio
 			_ = cmd.Process.Kill()
 			<-waited
 		}
-	}()
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	}}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get(url + "/health")
+		resp, err := http.Get(a.url + "/health")
 		if err == nil {
 			resp.Body.Close()
-			break
+			return a, nil
 		}
 		if time.Now().After(deadline) {
-			return 0, false, fmt.Errorf("the app did not answer /health within 10s: %v", err)
+			a.stop()
+			return nil, fmt.Errorf("the app did not answer /health within 10s: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+type result struct{ rps, cpuPerRequest float64 }
+
+// loadBoth warms up, then loads every app at once with its own wrk, and
+// returns each one's requests/s and CPU µs per request.
+func loadBoth(wrk, path string, warm, dur time.Duration, conns, threads int, apps ...*app) ([]result, error) {
+	each := func(d time.Duration) ([]result, error) {
+		out := make([]result, len(apps))
+		errs := make([]error, len(apps))
+		var wg sync.WaitGroup
+		for i, a := range apps {
+			wg.Go(func() {
+				before, err := cpuTicks(a.pid)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				rps, err := wrkRun(wrk, a.url+path, d, conns, threads)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				after, err := cpuTicks(a.pid)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				// utime+stime are in ticks of 10 ms.
+				out[i] = result{rps: rps, cpuPerRequest: float64(after-before) * 10e3 / (rps * d.Seconds())}
+			})
+		}
+		wg.Wait()
+		return out, errors.Join(errs...)
+	}
 	if warm > 0 {
-		if _, err := wrkRun(wrk, url+path, warm, conns, threads); err != nil {
-			return 0, false, err
+		if _, err := each(warm); err != nil {
+			return nil, err
 		}
 	}
-	rps, err := wrkRun(wrk, url+path, dur, conns, threads)
+	return each(dur)
+}
+
+// reported tells whether pilot holds the agent's Node series.
+func reported(reg *prometheus.Registry) bool {
+	mfs, err := reg.Gather()
 	if err != nil {
-		return 0, false, err
+		return false
 	}
-	reported := false
-	if mfs, err := reg.Gather(); err == nil {
-		for _, mf := range mfs {
-			if mf.GetName() == "pilot_nodejs_heap_used_bytes" && len(mf.GetMetric()) > 0 {
-				reported = true
-			}
+	for _, mf := range mfs {
+		if mf.GetName() == "pilot_nodejs_heap_used_bytes" && len(mf.GetMetric()) > 0 {
+			return true
 		}
 	}
-	return rps, reported, nil
+	return false
+}
+
+// cpuTicks is utime+stime of pid in clock ticks (USER_HZ, 100 on Linux).
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return utime + stime, nil
 }
 
 var rpsRE = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
@@ -211,6 +277,14 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func listF(xs []float64, decimals int) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'f', decimals, 64)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func median(xs []float64) float64 {
