@@ -83,4 +83,8 @@ type Registrar interface {
 	SetMaintenance(ctx context.Context, on bool, reason string) error
 	// Connected reports whether the last request reached the agent.
 	Connected() bool
+	// EverRegistered reports whether the agent accepted the registration
+	// at least once: only then may a proxy have routed to the instance,
+	// and only then is a drain before the stop worth its wait.
+	EverRegistered() bool
 }

@@ -180,7 +180,7 @@ func (ss services) run(ctx context.Context, changes *jobs.Subscription, log *slo
 
 // withdraw takes the services of the given jobs out of Consul before they
 // stop: critical, deregistered (each within deregisterTimeout), then the
-// longest drain among them, cut short by ctx.
+// longest drain among those that were ever registered, cut short by ctx.
 func (ss services) withdraw(ctx context.Context, js []*jobs.Job, log *slog.Logger) {
 	var (
 		wg    sync.WaitGroup
@@ -191,7 +191,9 @@ func (ss services) withdraw(ctx context.Context, js []*jobs.Job, log *slog.Logge
 		if !ok {
 			continue
 		}
-		drain = max(drain, s.drain)
+		if s.registrar.EverRegistered() { // else no proxy ever routed to it
+			drain = max(drain, s.drain)
+		}
 		wg.Go(func() {
 			dctx, cancel := context.WithTimeout(ctx, deregisterTimeout)
 			defer cancel()

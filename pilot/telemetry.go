@@ -178,7 +178,7 @@ func (in *instruments) telemetryService(cfg config.Config, client *consul.Client
 	if err != nil {
 		return nil, err
 	}
-	r, err := consul.NewRegistrar(client, svc, in.log.With("service", telemetryServiceName))
+	r, err := consul.NewRegistrar(client, svc, in.log.With("component", "telemetry"))
 	if err != nil {
 		return nil, err
 	}

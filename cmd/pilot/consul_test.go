@@ -401,6 +401,9 @@ func TestConsulStopWithdrawsBeforeSignal(t *testing.T) {
 		us, _ := strconv.ParseInt(m[1], 10, 64)
 		d := time.UnixMicro(us).Sub(sent)
 		t.Logf("Consul down: SIGTERM → app signalled after %s (drain %s)", d, drain)
+		if d < drain*9/10 { // it was registered: a proxy may still route to it
+			t.Errorf("the app got SIGTERM %s after pilot, before the %s drain", d, drain)
+		}
 		if d > drain+2*time.Second {
 			t.Errorf("the app got SIGTERM %s after pilot, want ≤ drain + 2s", d)
 		}
@@ -470,4 +473,30 @@ func TestConsulTokenNeverLogged(t *testing.T) {
 		}
 		assertClean(t, p)
 	})
+}
+
+// An instance Consul never accepted was never behind a proxy: its drain
+// would only delay the stop. With Consul unreachable from start to end,
+// the stop signal follows SIGTERM at once, drain or not.
+func TestConsulNeverRegisteredSkipsDrain(t *testing.T) {
+	ports, err := consulagent.FreePorts(1) // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConsulApp(t, fmt.Sprintf("127.0.0.1:%d", ports[0]))
+	c.drain = 5 * time.Second
+	p := c.start(t, pilotOpts{})
+	p.out.waitLine(t, 10*time.Second, `^ready`)
+	p.errLog.waitLine(t, 10*time.Second, `msg="health check passing"`)
+	sent := time.Now()
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if took := time.Since(sent); took > 3*time.Second {
+		t.Errorf("stop took %v: the 5s drain was waited for an instance never registered", took)
+	}
+	if p.errLog.count(`shutdown: draining`) != 0 {
+		t.Error("drained an instance Consul never accepted")
+	}
 }

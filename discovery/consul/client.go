@@ -139,6 +139,9 @@ type agentError struct {
 	code    int // HTTP status; 0 when the agent was not reached
 	msg     string
 	reached bool
+	// undelivered: the request never left (the connection could not be
+	// made), so the agent cannot have applied it.
+	undelivered bool
 }
 
 func (e *agentError) Error() string {
@@ -180,6 +183,7 @@ func (c *Client) wrap(op string, err error) error {
 	case errors.Is(err, context.Canceled):
 		e.msg = "canceled"
 	case errors.As(err, &oe):
+		e.undelivered = oe.Op == "dial"
 		e.msg = "agent unreachable: " + oe.Err.Error()
 		if oe.Op != "" {
 			e.msg = "agent unreachable: " + oe.Op + ": " + oe.Err.Error()
@@ -212,6 +216,14 @@ func notFound(err error) bool {
 		(e.code == 500 && (strings.Contains(e.msg, "does not have associated TTL") ||
 			strings.Contains(e.msg, "No service registered") ||
 			strings.Contains(e.msg, "Unknown")))
+}
+
+// mayHaveApplied reports whether the agent may have applied a request that
+// returned err: it succeeded, or failed after the request could be sent (an
+// answer lost to a reset or a timeout leaves it open).
+func mayHaveApplied(err error) bool {
+	var e *agentError
+	return err == nil || !errors.As(err, &e) || !e.undelivered
 }
 
 func reached(err error) bool {

@@ -48,7 +48,9 @@ type Registrar struct {
 	maintReason  string
 	deregistered bool
 	registered   bool // the last agent write succeeded and nothing says the agent forgot it
-	cancelOp     context.CancelFunc
+	// everRegistered: the agent accepted the registration at least once.
+	everRegistered bool
+	cancelOp       context.CancelFunc
 }
 
 // NewRegistrar returns a Registrar for svc; svc.ID defaults to svc.Name.
@@ -86,6 +88,12 @@ func (r *Registrar) HeartbeatInterval() time.Duration { return r.heartbeat }
 
 // Connected reports whether the last request reached the agent.
 func (r *Registrar) Connected() bool { return r.up.Load() }
+
+func (r *Registrar) EverRegistered() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.everRegistered
+}
 
 // Registration is what a Registrar believes of its service, for status
 // pages.
@@ -325,6 +333,13 @@ func (r *Registrar) register(ctx context.Context, svc discovery.Service, status 
 		Check:             check,
 	}
 	err := r.observe(r.c.done(OpRegister, "register", r.c.api.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx))))
+	if mayHaveApplied(err) {
+		// Applied, or perhaps applied with its answer lost: a proxy may see
+		// the instance from now on.
+		r.mu.Lock()
+		r.everRegistered = true
+		r.mu.Unlock()
+	}
 	if err != nil {
 		return err
 	}

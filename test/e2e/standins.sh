@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Stand-ins for the registry images the Dockerfiles name, assembled from this
+# machine's own files and loaded with `docker import` (no registry here).
+#
+#   standins.sh go TAG     a golang:*-bookworm stand-in: the machine's Go
+#                          toolchain at /usr/local/go, busybox as /bin/sh and
+#                          coreutils, CA certificates; GOTOOLCHAIN=local.
+#   standins.sh node TAG   a node:*-slim stand-in: the machine's node and the
+#                          libraries ldd lists, busybox, a `node` user (1000).
+#
+# Needs DOCKER_HOST set (dockerd.sh start) and busybox-static (dockerd.sh
+# install). Does nothing when TAG already exists in that engine.
+set -euo pipefail
+docker=/usr/bin/docker
+kind=${1:-}; tag=${2:-}
+[ -n "$kind" ] && [ -n "$tag" ] || { echo "usage: standins.sh go|node TAG" >&2; exit 2; }
+if "$docker" image inspect "$tag" >/dev/null 2>&1; then exit 0; fi
+
+root=$(mktemp -d "${TMPDIR:-/tmp}/standin.XXXXXX")
+trap 'rm -rf "$root"' EXIT
+
+base() { # busybox for /bin/sh and the usual tools; /etc basics; /tmp
+  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,etc/ssl/certs,usr/local/bin}
+  chmod 1777 "$root/tmp"
+  cp /bin/busybox "$root/bin/busybox"
+  local a
+  for a in $(/bin/busybox --list); do
+    [ "$a" = busybox ] || [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
+  done
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+}
+
+case "$kind" in
+go)
+  goroot=$(go env GOROOT)
+  base
+  mkdir -p "$root/usr/local/go" "$root/go/bin" "$root/go/src"
+  # The toolchain minus its tests, API lists and docs (not needed to build).
+  tar -C "$goroot" --exclude=./test --exclude=./api --exclude=./doc -cf - . | tar -C "$root/usr/local/go" -xf -
+  tar -C "$root" --numeric-owner --owner=0 --group=0 -cf - . | "$docker" import \
+    --change 'ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV GOPATH=/go' \
+    --change 'ENV GOTOOLCHAIN=local' \
+    --change 'ENV GOLANG_VERSION='"$(go env GOVERSION | sed 's/^go//')" \
+    --change 'WORKDIR /go' \
+    --change 'CMD ["/bin/sh"]' \
+    - "$tag" >/dev/null
+  ;;
+node)
+  nodebin=$(readlink -f "$(command -v node)")
+  base
+  # node at /usr/local/bin like the official image, and /usr/bin for good measure
+  cp "$nodebin" "$root/usr/local/bin/node"
+  ln -s ../local/bin/node "$root/usr/bin/node"
+  # every library ldd lists, at the path the loader looks for it
+  ldd "$nodebin" | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}' | while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+  # the loader's own path (/lib64/ld-linux-x86-64.so.2) needs /lib64
+  echo 'node:x:1000:1000::/home/node:/bin/sh' >>"$root/etc/passwd"
+  echo 'node:x:1000:' >>"$root/etc/group"
+  mkdir -p "$root/home/node"
+  chown 1000:1000 "$root/home/node"
+  tar -C "$root" --numeric-owner -cf - . | "$docker" import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV NODE_VERSION='"$("$nodebin" --version | sed 's/^v//')" \
+    --change 'CMD ["node"]' \
+    - "$tag" >/dev/null
+  ;;
+*) echo "standins.sh: unknown kind $kind (go or node)" >&2; exit 2 ;;
+esac
