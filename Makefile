@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN := bin/pilot
 FUZZTIME ?= 30s
 
-.PHONY: build demo test test-deps unit fuzz vet bench clean
+.PHONY: build demo test test-deps unit fuzz vet bench e2e clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pilot
@@ -46,6 +46,12 @@ test: test-deps build vet unit fuzz
 
 bench: build
 	bash test/bench/run.sh
+
+# Containers on a real Docker engine: a private dockerd, stand-in base
+# images, pilot's and the example's images from their real Dockerfiles
+# (work in progress: not yet part of `make test`).
+e2e:
+	$(GO) test -tags e2e -v -count=1 -timeout 30m ./test/e2e
 
 clean:
 	rm -rf bin

@@ -13,8 +13,9 @@
 #   - --bridge=none: no default docker0 bridge (the name is global to the
 #     host); builds use `--network host`, containers use user-defined
 #     networks, whose bridges are named br-<network id>, unique per daemon;
-#   - --default-address-pool from E2E_POOL (default: 10.<200+pid%50>.0.0/16,
-#     /24 per network), so two daemons do not hand out the same subnet;
+#   - --default-address-pool from E2E_POOL (default: 10.N.0.0/16 with N in
+#     200..249 from a hash of DIR, skipping any 10.N already in the routing
+#     table; /24 per network), so two daemons do not hand out the same subnet;
 #   - --iptables=false --ip-forward=false: the host's iptables and sysctls
 #     are left alone (the daemon would otherwise install global DOCKER
 #     chains, a FORWARD DROP policy and MASQUERADE rules that outlive it and
@@ -46,14 +47,23 @@ install() {
 }
 
 start() {
-  local d=$1
+  local d=$1 i
   mkdir -p "$d"
   d=$(cd "$d" && pwd)
   if [ -s "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null; then
     echo "dockerd.sh: already running in $d (pid $(cat "$d/pid"))" >&2
     echo "export DOCKER_HOST=unix://$d/docker.sock"; return
   fi
-  local pool=${E2E_POOL:-10.$((200 + $$ % 50)).0.0/16}
+  local pool=${E2E_POOL:-} n
+  if [ -z "$pool" ]; then
+    # 10.N.0.0/16, N from a hash of DIR, skipping Ns already routed here
+    n=$(( $(printf %s "$d" | cksum | cut -d' ' -f1) % 50 ))
+    for i in $(seq 50); do
+      ip route | grep -q "^10\.$((200 + n))\." || break
+      n=$(( (n + 1) % 50 ))
+    done
+    pool=10.$((200 + n)).0.0/16
+  fi
   echo '{}' >"$d/daemon.json"
   # setsid: the daemon is not in the caller's process group, so ^C on the
   # test does not kill it before the harness stops it by pid.
@@ -65,7 +75,7 @@ start() {
     --bridge=none --iptables=false --ip-forward=false --ip-masq=false \
     --default-address-pool "base=$pool,size=24" \
     </dev/null >"$d/dockerd.log" 2>&1 &
-  local pid=$! i
+  local pid=$!
   for i in $(seq 300); do
     if DOCKER_HOST="unix://$d/docker.sock" "$docker_cli" info >/dev/null 2>&1; then
       echo "export DOCKER_HOST=unix://$d/docker.sock"; return
@@ -79,13 +89,28 @@ start() {
 
 stop() {
   local d=$1 pid i
-  [ -s "$d/pid" ] || return 0
+  [ -s "$d/pid" ] || { unmount_under "$d"; return 0; }
   pid=$(cat "$d/pid")
-  kill -0 "$pid" 2>/dev/null || return 0
+  kill -0 "$pid" 2>/dev/null || { unmount_under "$d"; return 0; }
   kill -TERM "$pid"
-  for i in $(seq 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  echo "dockerd.sh: dockerd $pid still alive after 20 s, SIGKILL" >&2
-  kill -KILL "$pid" 2>/dev/null || true
+  for i in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "dockerd.sh: dockerd $pid still alive after 20 s, SIGKILL" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.5
+  fi
+  unmount_under "$d"
+}
+
+# dockerd leaves DIR/exec/netns/default (an nsfs bind mount) behind, and a
+# killed one may leave more (the data root, container netns): unmount every
+# mount point under DIR, deepest first, so that DIR can be removed.
+unmount_under() {
+  local d m
+  d=$(cd "$1" && pwd)
+  awk -v d="$d/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || echo "dockerd.sh: cannot unmount $m" >&2
+  done
 }
 
 case "${1:-}" in

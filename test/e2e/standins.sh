@@ -18,6 +18,7 @@ if "$docker" image inspect "$tag" >/dev/null 2>&1; then exit 0; fi
 
 root=$(mktemp -d "${TMPDIR:-/tmp}/standin.XXXXXX")
 trap 'rm -rf "$root"' EXIT
+chmod 755 "$root"   # mktemp -d makes it 0700: it becomes the image's /
 
 base() { # busybox for /bin/sh and the usual tools; /etc basics; /tmp
   mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,etc/ssl/certs,usr/local/bin}

@@ -1,0 +1,323 @@
+//go:build e2e
+
+// Package e2e runs pilot in containers on a real Docker engine: a private
+// dockerd (dockerd.sh) with locally assembled stand-ins for the registry
+// base images (standins.sh), pilot's image and the example image built from
+// the repository's real Dockerfiles.
+//
+// It is behind the e2e build tag, so `go test ./...` does not build it (it
+// installs Debian packages and starts a daemon); `make e2e` runs it:
+//
+//	go test -tags e2e -v -count=1 -timeout 30m ./test/e2e
+//
+// The engine's data root (images, build cache) is kept in .cache/e2e (or
+// PILOT_E2E_DIR) so that later runs build from a warm cache; the daemon
+// itself is stopped by its pid at the end of every run. PILOT_E2E_CLEAN=1
+// removes the data root too. One run at a time per directory (a lock file).
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	dockerCLI = "/usr/bin/docker" // Debian's 20.10 client, matching the daemon
+
+	goStandin   = "pilot-e2e/golang:standin"
+	nodeStandin = "pilot-e2e/node:standin"
+	pilotImage  = "pilot-e2e/pilot:test"
+	exampleImg  = "pilot-e2e/example:test"
+	netName     = "pilot-e2e"
+)
+
+// engine is the state TestMain set up; nil when the suite is not enabled.
+var engine *struct {
+	root, dir string
+	timings   []string
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runWithEngine(m))
+}
+
+func runWithEngine(m *testing.M) (code int) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	dir := os.Getenv("PILOT_E2E_DIR")
+	if dir == "" {
+		dir = filepath.Join(root, ".cache", "e2e")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	// unix socket paths are limited to 107 bytes; containerd's is the longest
+	if n := len(filepath.Join(dir, "exec/containerd/containerd.sock.ttrpc")); n > 100 {
+		fmt.Fprintf(os.Stderr, "e2e: %s is too long for the daemon's sockets (%d bytes); set PILOT_E2E_DIR\n", dir, n)
+		return 1
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: another run holds %s: %v\n", lock.Name(), err)
+		return 1
+	}
+	engine = &struct {
+		root, dir string
+		timings   []string
+	}{root: root, dir: dir}
+	defer func() {
+		fmt.Fprintln(os.Stderr, "e2e: phases:")
+		for _, t := range engine.timings {
+			fmt.Fprintln(os.Stderr, "  "+t)
+		}
+	}()
+
+	script := func(name string, args ...string) (string, error) {
+		return run(5*time.Minute, "bash", append([]string{filepath.Join(root, "test/e2e", name)}, args...)...)
+	}
+	if err := phase("install docker.io, docker-compose, busybox-static", func() error {
+		_, err := script("dockerd.sh", "install")
+		return err
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if err := phase("start dockerd", func() error {
+		_, err := script("dockerd.sh", "start", dir)
+		return err
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	os.Setenv("DOCKER_HOST", "unix://"+filepath.Join(dir, "docker.sock"))
+	defer func() {
+		// the containers of this run, then the daemon, by its pid
+		if ids, _ := run(time.Minute, dockerCLI, "ps", "-aq", "--filter", "label=pilot-e2e"); ids != "" {
+			run(time.Minute, dockerCLI, append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
+		}
+		// vfs stores every layer as a full copy: drop the images (and
+		// build-cache layers) an earlier source tree left dangling, or the
+		// data root grows by ~1 GB per changed build.
+		phase("docker image prune", func() error {
+			_, err := run(5*time.Minute, dockerCLI, "image", "prune", "-f")
+			return err
+		})
+		if err := phase("stop dockerd", func() error {
+			_, err := script("dockerd.sh", "stop", dir)
+			return err
+		}); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			code = 1
+		}
+		if os.Getenv("PILOT_E2E_CLEAN") == "1" {
+			if err := os.RemoveAll(dir); err != nil {
+				fmt.Fprintln(os.Stderr, "e2e:", err)
+			}
+		}
+	}()
+
+	steps := []struct {
+		name string
+		args []string
+	}{
+		{"stand-in " + goStandin, []string{"bash", "test/e2e/standins.sh", "go", goStandin}},
+		{"stand-in " + nodeStandin, []string{"bash", "test/e2e/standins.sh", "node", nodeStandin}},
+		// --network host: the daemon has no default bridge (dockerd.sh), and
+		// the build stage's `go mod download` reaches the module proxy.
+		{"build " + pilotImage + " (Dockerfile)", []string{dockerCLI, "build", "--network", "host",
+			"--build-arg", "GO_IMAGE=" + goStandin, "--build-arg", "VERSION=e2e",
+			"--build-arg", "COMMIT=" + gitCommit(root), "-t", pilotImage, "."}},
+		{"build " + exampleImg + " (examples/nodejs/Dockerfile)", []string{dockerCLI, "build", "--network", "host",
+			"-f", "examples/nodejs/Dockerfile",
+			"--build-arg", "GO_IMAGE=" + goStandin, "--build-arg", "NODE_IMAGE=" + nodeStandin,
+			"-t", exampleImg, "."}},
+	}
+	for _, s := range steps {
+		if err := phase(s.name, func() error {
+			_, err := runIn(root, 15*time.Minute, s.args[0], s.args[1:]...)
+			return err
+		}); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+	}
+	// A user-defined network: containers need a non-loopback address
+	// (pilot registers it in Consul) and there is no default bridge.
+	run(time.Minute, dockerCLI, "network", "rm", netName)
+	if _, err := run(time.Minute, dockerCLI, "network", "create", "--label", "pilot-e2e", netName); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer run(time.Minute, dockerCLI, "network", "rm", netName)
+	return m.Run()
+}
+
+// phase runs f and records how long it took.
+func phase(name string, f func() error) error {
+	start := time.Now()
+	err := f()
+	status := "ok"
+	if err != nil {
+		status = "FAILED"
+	}
+	line := fmt.Sprintf("%-60s %8.1fs %s", name, time.Since(start).Seconds(), status)
+	engine.timings = append(engine.timings, line)
+	fmt.Fprintln(os.Stderr, "e2e: "+line)
+	return err
+}
+
+func run(timeout time.Duration, name string, args ...string) (string, error) {
+	return runIn("", timeout, name, args...)
+}
+
+// runIn runs a command and returns its trimmed stdout; the error carries
+// the tail of its combined output.
+func runIn(dir string, timeout time.Duration, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	var out, all bytes.Buffer
+	cmd.Stdout = &multi{&out, &all}
+	cmd.Stderr = &all
+	err := cmd.Run()
+	if err != nil {
+		tail := all.String()
+		if len(tail) > 4000 {
+			tail = "…" + tail[len(tail)-4000:]
+		}
+		return strings.TrimSpace(out.String()), fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, tail)
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+type multi struct{ a, b *bytes.Buffer }
+
+func (m *multi) Write(p []byte) (int, error) { m.a.Write(p); return m.b.Write(p) }
+
+func gitCommit(root string) string {
+	out, err := runIn(root, 10*time.Second, "git", "rev-parse", "--short", "HEAD")
+	if err != nil || out == "" {
+		return "unknown"
+	}
+	return out
+}
+
+func needEngine(t *testing.T) {
+	t.Helper()
+	if engine == nil {
+		t.Fatal("no Docker engine: the harness did not start one")
+	}
+}
+
+func docker(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := run(2*time.Minute, dockerCLI, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// startExample runs the example image on the suite's network and waits
+// until its app answers /health inside the container.
+func startExample(t *testing.T, name string, args ...string) {
+	t.Helper()
+	run(time.Minute, dockerCLI, "rm", "-f", name)
+	docker(t, append([]string{"run", "-d", "--name", name, "--label", "pilot-e2e", "--network", netName, exampleImg}, args...)...)
+	t.Cleanup(func() { run(time.Minute, dockerCLI, "rm", "-f", name) })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := run(5*time.Second, dockerCLI, "exec", name, "wget", "-qO-", "http://127.0.0.1:3000/health")
+		if err == nil && strings.Contains(out, "ok") {
+			return
+		}
+		if time.Now().After(deadline) {
+			logs, _ := run(time.Minute, dockerCLI, "logs", "--tail", "40", name)
+			t.Fatalf("%s: app not healthy after 30 s: %v\nlogs:\n%s", name, err, logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestPilotImageSize(t *testing.T) {
+	needEngine(t)
+	size, err := strconv.ParseInt(docker(t, "image", "inspect", "--format", "{{.Size}}", pilotImage), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pilot image %s: %d bytes (%.1f MB)", pilotImage, size, float64(size)/1e6)
+	if size > 30e6 {
+		t.Errorf("pilot image is %d bytes; a static pilot FROM scratch should be well under 30 MB", size)
+	}
+	if v := docker(t, "run", "--rm", "--label", "pilot-e2e", pilotImage, "version"); !strings.Contains(v, "e2e") {
+		t.Errorf("pilot version in the image = %q, want the stamped version e2e", v)
+	}
+}
+
+// Smoke: pilot is PID 1 as the user the Dockerfile names, and `docker stop`
+// ends the container with the app's code well inside Docker's 10 s.
+func TestExamplePID1AndStop(t *testing.T) {
+	needEngine(t)
+	const name = "pilot-e2e-smoke"
+	startExample(t, name)
+	cmdline := docker(t, "exec", name, "cat", "/proc/1/cmdline")
+	if got := strings.ReplaceAll(strings.TrimRight(cmdline, "\x00"), "\x00", " "); got != "pilot run" {
+		t.Errorf("PID 1 is %q, want \"pilot run\"", got)
+	}
+	if u := docker(t, "exec", name, "id", "-un"); u != "node" {
+		t.Errorf("container user = %q, want node", u)
+	}
+	status := docker(t, "exec", name, "cat", "/proc/1/status")
+	for _, l := range strings.Split(status, "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			t.Logf("pilot (PID 1) %s", strings.Join(strings.Fields(l), " "))
+		}
+	}
+	start := time.Now()
+	docker(t, "stop", name)
+	took := time.Since(start)
+	code := docker(t, "inspect", "-f", "{{.State.ExitCode}}", name)
+	t.Logf("docker stop took %v, exit code %s", took.Round(time.Millisecond), code)
+	if code != "0" {
+		logs, _ := run(time.Minute, dockerCLI, "logs", "--tail", "40", name)
+		t.Errorf("exit code after docker stop = %s, want 0 (the app drains on SIGTERM)\nlogs:\n%s", code, logs)
+	}
+	if took > 9*time.Second {
+		t.Errorf("docker stop took %v; it must finish inside Docker's 10 s", took)
+	}
+}
+
+// tini-compatible mode: `pilot -- CMD` supervises CMD (not PID 1 itself)
+// and the container exits with CMD's code.
+func TestExampleDashDashExitCode(t *testing.T) {
+	needEngine(t)
+	out, err := run(time.Minute, dockerCLI, "run", "--rm", "--label", "pilot-e2e", "--network", netName,
+		"--entrypoint", "pilot", exampleImg, "--", "node", "-e", "console.log('pid', process.pid); process.exit(7)")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Fatalf("exit = %v, want code 7\n%s", err, out)
+	}
+	if !strings.Contains(out, "pid ") || strings.Contains(out, "pid 1\n") {
+		t.Errorf("output %q: the app should run under pilot, not as PID 1", out)
+	}
+}
