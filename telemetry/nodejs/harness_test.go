@@ -1,7 +1,6 @@
 package nodejs
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/nodepilot/pilot/test/toolbin"
 )
 
 // requireNode returns node's path; it fails the test in CI and skips it
@@ -34,30 +35,13 @@ func requireNode(t *testing.T) string {
 	return ""
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is one Agents on a fresh directory and registry, running until
 // the test ends, with the pids of the test's "jobs" and what happened.
 type harness struct {
 	t    *testing.T
 	a    *Agents
 	reg  *prometheus.Registry
-	logs *syncBuf
+	logs *toolbin.LockedBuffer
 	dir  string
 
 	mu     sync.Mutex
@@ -84,7 +68,7 @@ func newHarness(t *testing.T, tune func(*Agents)) *harness {
 
 func newHarnessIn(t *testing.T, dir string, tune func(*Agents)) *harness {
 	t.Helper()
-	h := &harness{t: t, reg: prometheus.NewRegistry(), logs: &syncBuf{}, dir: dir, pids: map[string]int{}, done: make(chan struct{})}
+	h := &harness{t: t, reg: prometheus.NewRegistry(), logs: &toolbin.LockedBuffer{}, dir: dir, pids: map[string]int{}, done: make(chan struct{})}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := New(dir, h.reg, log, h.pidOf)
 	if err != nil {
@@ -157,8 +141,8 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 // app is a node process started by a test.
 type app struct {
 	cmd    *exec.Cmd
-	stdout *syncBuf
-	stderr *syncBuf
+	stdout *toolbin.LockedBuffer
+	stderr *toolbin.LockedBuffer
 	stdin  io.WriteCloser
 	done   chan struct{}
 	code   int
@@ -178,7 +162,7 @@ func (h *harness) startApp(job string, env []string, args ...string) *app {
 func startNode(t *testing.T, env []string, started func(pid int), args ...string) *app {
 	t.Helper()
 	node := requireNode(t)
-	a := &app{stdout: &syncBuf{}, stderr: &syncBuf{}, done: make(chan struct{})}
+	a := &app{stdout: &toolbin.LockedBuffer{}, stderr: &toolbin.LockedBuffer{}, done: make(chan struct{})}
 	a.cmd = exec.Command(node, args...)
 	a.cmd.Dir = "testdata"
 	a.cmd.Env = env
