@@ -33,14 +33,7 @@ func TestExampleConfigsValidate(t *testing.T) {
 // loads in the real nginx.
 func TestExampleNginxFrontLoads(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		const msg = "needs nginx (Debian nginx-light; test/install-deps.sh installs it)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPED: " + msg)
-	}
+	bin := requireNginx(t)
 	dir := t.TempDir()
 	for _, name := range []string{"nginx.conf", "upstream.conf"} {
 		b, err := os.ReadFile(filepath.Join("../../examples/nginx-front", name))

@@ -3,26 +3,18 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/nodepilot/pilot/test/consulagent"
+	"github.com/nodepilot/pilot/test/toolbin"
 )
 
 func requireNode(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("node")
-	if err != nil {
-		const msg = "needs node (test/install-deps.sh installs it)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPED: " + msg)
-	}
-	return bin
+	return toolbin.RequireCommand(t, "node")
 }
 
 // RELIABILITY 28 and issue 5: a Node app under pilot with node.metrics

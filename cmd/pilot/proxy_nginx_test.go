@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,25 +32,13 @@ import (
 
 	"github.com/nodepilot/pilot/discovery/render"
 	"github.com/nodepilot/pilot/test/consulagent"
+	"github.com/nodepilot/pilot/test/toolbin"
 )
 
-// requireNginx returns the nginx binary; without one it fails in CI and
-// skips loudly elsewhere.
+// requireNginx returns the nginx binary; without it the test fails.
 func requireNginx(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p
-	}
-	if st, err := os.Stat("/usr/sbin/nginx"); err == nil && st.Mode()&0o111 != 0 {
-		return "/usr/sbin/nginx"
-	}
-	msg := "the nginx proxy test needs nginx (Debian nginx-light; test/install-deps.sh installs it)"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	fmt.Fprintf(os.Stderr, "\n*** SKIPPING %s: %s ***\n\n", t.Name(), msg)
-	t.Skip("SKIPPED — " + msg)
-	return ""
+	return toolbin.RequireCommand(t, "nginx")
 }
 
 // nginxProxy is a pilot running nginx with a watch on service.

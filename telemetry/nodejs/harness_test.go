@@ -2,7 +2,6 @@ package nodejs
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -19,20 +18,10 @@ import (
 	"github.com/nodepilot/pilot/test/toolbin"
 )
 
-// requireNode returns node's path; it fails the test in CI and skips it
-// loudly elsewhere when node is missing.
+// requireNode returns node's path; without it the test fails.
 func requireNode(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("node")
-	if err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("the Node agent tests need `node` (v20) on PATH: %v", err)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPED — " + msg)
-	return ""
+	return toolbin.RequireCommand(t, "node")
 }
 
 // harness is one Agents on a fresh directory and registry, running until

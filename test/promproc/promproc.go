@@ -75,21 +75,11 @@ func PromtoolPath() (string, error) {
 	return path, nil
 }
 
-// Require turns the error of finding or starting a binary into the test's
-// outcome: nothing for nil; a loud skip for a missing binary outside CI; a
-// failure otherwise.
+// Require turns the error of finding or starting Prometheus or promtool
+// into the test's outcome (toolbin's rule: a missing binary fails).
 func Require(tb testing.TB, err error) {
 	tb.Helper()
-	switch {
-	case err == nil:
-	case toolbin.Unavailable(err) && !toolbin.InCI():
-		fmt.Fprintf(os.Stderr, "\n*** SKIPPING Prometheus test %s: %v — %s ***\n\n", tb.Name(), err, hint)
-		tb.Skipf("SKIPPED — %v (%s)", err, hint)
-	case toolbin.Unavailable(err):
-		tb.Fatalf("unavailable in CI: %v (%s)", err, hint)
-	default:
-		tb.Fatalf("prometheus: %v", err)
-	}
+	prometheus.Require(tb, err)
 }
 
 // Promtool runs promtool with args in dir and returns its combined output;

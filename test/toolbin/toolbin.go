@@ -29,9 +29,6 @@ var ErrUnavailable = errors.New("binary unavailable")
 // rather than "the tool failed" (always a failure).
 func Unavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
 
-// InCI reports whether env CI is set: there a missing binary fails the run.
-func InCI() bool { return os.Getenv("CI") != "" }
-
 // Tool is one external binary built from a module under test/tools.
 type Tool struct {
 	// Name is the tool's name: the module is pinned in
@@ -140,21 +137,33 @@ func (t Tool) version(root string) (string, error) {
 }
 
 // Require turns the error of starting the tool (Path's, or a later one)
-// into the test's outcome: nothing for nil; a loud skip for a missing
-// binary outside CI; a failure otherwise.
+// into the test's outcome: nothing for nil, else a failure. A missing
+// binary fails too, in CI and out of it: a test that skips proves nothing,
+// and `make test-deps` builds every tool.
 func (t Tool) Require(tb testing.TB, err error) {
 	tb.Helper()
 	switch {
 	case err == nil:
-	case Unavailable(err) && !InCI():
-		title := strings.ToUpper(t.What[:1]) + t.What[1:]
-		fmt.Fprintf(os.Stderr, "\n*** SKIPPING %s test %s: %v — %s ***\n\n", title, tb.Name(), err, t.hint())
-		tb.Skipf("SKIPPED — no %s: %v (%s)", t.What, err, t.hint())
 	case Unavailable(err):
-		tb.Fatalf("%s binary unavailable in CI: %v (%s)", t.Name, err, t.hint())
+		tb.Fatalf("%s binary unavailable: %v (%s)", t.Name, err, t.hint())
 	default:
 		tb.Fatalf("starting %s: %v", t.What, err)
 	}
+}
+
+// RequireCommand returns the path of a command the machine provides (node,
+// nginx; test/install-deps.sh installs them), looking in PATH and then in
+// /usr/sbin, which is not in every PATH. A missing one fails the test.
+func RequireCommand(tb testing.TB, name string) string {
+	tb.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if p := filepath.Join("/usr/sbin", name); executable(p) {
+		return p
+	}
+	tb.Fatalf("%s not found in PATH or /usr/sbin (bash test/install-deps.sh installs it)", name)
+	return ""
 }
 
 const modulePath = "github.com/nodepilot/pilot"
