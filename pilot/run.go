@@ -59,7 +59,8 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	// A private directory, readable by jobs that run as another user, for
 	// the watches' instance files and the Node agent.
 	var stateDir string
-	if len(cfg.Watches) > 0 || wantsNodeMetrics(cfg) {
+	nodeMetrics := wantsNodeMetrics(cfg)
+	if len(cfg.Watches) > 0 || nodeMetrics {
 		if stateDir, err = os.MkdirTemp("", "pilot-"); err != nil {
 			return 1, fmt.Errorf("a private directory for pilot's files: %w (set TMPDIR to a writable directory)", err)
 		}
@@ -70,7 +71,7 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	}
 	var nodeAgents *nodejs.Agents
 	setNodeJobs := func([]*jobs.Job) {}
-	if wantsNodeMetrics(cfg) {
+	if nodeMetrics {
 		if nodeAgents, setNodeJobs, err = setupNodeAgents(cfg, specs, stateDir, reg, log); err != nil {
 			return 1, err
 		}
