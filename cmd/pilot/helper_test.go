@@ -66,6 +66,9 @@ func helperMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "exec-blocked:", err)
 		return 98
 	case "hog": // hog MiB MARKER: on the first run (no MARKER yet) hold MiB of memory; then behave as "signals exit:0"
+		// Catch signals before allocating: pilot may see the RSS and send
+		// its restart SIGTERM while the pages are still being touched.
+		sigs := notifySignals()
 		if _, err := os.Stat(args[1]); err != nil {
 			_ = os.WriteFile(args[1], nil, 0o644)
 			mib, _ := strconv.Atoi(args[0])
@@ -77,7 +80,7 @@ func helperMain(args []string) int {
 		} else {
 			fmt.Println("lean ready")
 		}
-		return signalsHelper([]string{"exit:0"})
+		return signalsLoop(sigs, []string{"exit:0"})
 	case "http": // http PORT MARKER: serve /health, failing while MARKER exists (helper_http_test.go)
 		return httpHelper(args)
 	case "sleep": // sleep DURATION then exit 0
@@ -93,13 +96,21 @@ func helperMain(args []string) int {
 // On TERM or INT it follows onTerm: "exit:N" (after an optional delay),
 // "ignore", or "die" (be killed by the signal).
 func signalsHelper(args []string) int {
+	return signalsLoop(notifySignals(), args)
+}
+
+func notifySignals() chan os.Signal {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGQUIT)
+	return sigs
+}
+
+func signalsLoop(sigs chan os.Signal, args []string) int {
 	onTerm := args[0]
 	var delay time.Duration
 	if len(args) > 1 {
 		delay, _ = time.ParseDuration(args[1])
 	}
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGQUIT)
 	fmt.Printf("ready %d\n", os.Getpid())
 	for s := range sigs {
 		sig := s.(syscall.Signal)
