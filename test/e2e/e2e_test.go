@@ -36,6 +36,7 @@ const (
 
 	goStandin   = "pilot-e2e/golang:standin"
 	nodeStandin = "pilot-e2e/node:standin"
+	buildStage  = "pilot-e2e/pilot:build"
 	pilotImage  = "pilot-e2e/pilot:test"
 	exampleImg  = "pilot-e2e/example:test"
 	netName     = "pilot-e2e"
@@ -143,13 +144,16 @@ func runWithEngine(m *testing.M) (code int) {
 		{"stand-in " + nodeStandin, []string{"bash", "test/e2e/standins.sh", "node", nodeStandin}},
 		// --network host: the daemon has no default bridge (dockerd.sh), and
 		// the build stage's `go mod download` reaches the module proxy.
-		{"build " + pilotImage + " (Dockerfile)", []string{dockerCLI, "build", "--network", "host",
-			"--build-arg", "GO_IMAGE=" + goStandin, "--build-arg", "VERSION=e2e",
-			"--build-arg", "COMMIT=" + gitCommit(root), "-t", pilotImage, "."}},
-		{"build " + exampleImg + " (examples/nodejs/Dockerfile)", []string{dockerCLI, "build", "--network", "host",
-			"-f", "examples/nodejs/Dockerfile",
-			"--build-arg", "GO_IMAGE=" + goStandin, "--build-arg", "NODE_IMAGE=" + nodeStandin,
-			"-t", exampleImg, "."}},
+		// The build stage under a tag of its own: its layers are then no
+		// dangling images, and the prune at the end keeps them as the next
+		// run's cache (pilot compiles in ~2 min here).
+		{"build " + buildStage + " (Dockerfile --target build)", append([]string{dockerCLI, "build", "--network", "host",
+			"--target", "build", "-t", buildStage}, pilotBuildArgs()...)},
+		{"build " + pilotImage + " (Dockerfile)", append([]string{dockerCLI, "build", "--network", "host",
+			"-t", pilotImage}, pilotBuildArgs()...)},
+		{"build " + exampleImg + " (examples/nodejs/Dockerfile)", append([]string{dockerCLI, "build", "--network", "host",
+			"-f", "examples/nodejs/Dockerfile", "--build-arg", "NODE_IMAGE=" + nodeStandin,
+			"-t", exampleImg}, pilotBuildArgs()...)},
 	}
 	for _, s := range steps {
 		if err := phase(s.name, func() error {
@@ -213,6 +217,14 @@ func runIn(dir string, timeout time.Duration, name string, args ...string) (stri
 type multi struct{ a, b *bytes.Buffer }
 
 func (m *multi) Write(p []byte) (int, error) { m.a.Write(p); return m.b.Write(p) }
+
+// pilotBuildArgs are the build arguments of every image's pilot stage, and
+// the context: the same for all three Dockerfiles, so the builder compiles
+// pilot once and the other two builds reuse that layer.
+func pilotBuildArgs() []string {
+	return []string{"--build-arg", "GO_IMAGE=" + goStandin, "--build-arg", "VERSION=e2e",
+		"--build-arg", "COMMIT=" + gitCommit(engine.root), "."}
+}
 
 func gitCommit(root string) string {
 	out, err := runIn(root, 10*time.Second, "git", "rev-parse", "--short", "HEAD")
@@ -320,4 +332,69 @@ func TestExampleDashDashExitCode(t *testing.T) {
 	if !strings.Contains(out, "pid ") || strings.Contains(out, "pid 1\n") {
 		t.Errorf("output %q: the app should run under pilot, not as PID 1", out)
 	}
+}
+
+// `docker stop` of a container whose PID 1 is pilot (tini mode): the app
+// gets SIGTERM once and the container exits with the app's own code.
+func TestStopExitsWithAppCode(t *testing.T) {
+	needEngine(t)
+	const name = "pilot-e2e-exitcode"
+	run(time.Minute, dockerCLI, "rm", "-f", name)
+	docker(t, "run", "-d", "--name", name, "--label", "pilot-e2e", "--network", netName,
+		"--entrypoint", "pilot", exampleImg, "--", "node", "-e",
+		`process.on("SIGTERM", () => { console.log("got SIGTERM"); process.exit(3) }); console.log("ready"); setInterval(() => {}, 1000)`)
+	t.Cleanup(func() { run(time.Minute, dockerCLI, "rm", "-f", name) })
+	if err := waitFor(30*time.Second, func() (bool, string) {
+		logs, _ := run(10*time.Second, dockerCLI, "logs", name)
+		return strings.Contains(logs, "ready"), logs
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	docker(t, "stop", name)
+	took := time.Since(start)
+	code := docker(t, "inspect", "-f", "{{.State.ExitCode}}", name)
+	logs, _ := run(10*time.Second, dockerCLI, "logs", name)
+	t.Logf("docker stop took %v, exit code %s", took.Round(time.Millisecond), code)
+	if code != "3" {
+		t.Errorf("exit code = %s, want the app's 3\nlogs:\n%s", code, logs)
+	}
+	if n := strings.Count(logs, "got SIGTERM"); n != 1 {
+		t.Errorf("the app saw SIGTERM %d times, want once\nlogs:\n%s", n, logs)
+	}
+	if took > 5*time.Second {
+		t.Errorf("docker stop took %v; the app exits at once on SIGTERM", took)
+	}
+}
+
+// A process in the container that orphans 100 children: they are
+// reparented to pilot (PID 1) and reaped when they exit, no zombie left.
+func TestOrphansAreReaped(t *testing.T) {
+	needEngine(t)
+	const name = "pilot-e2e-orphans"
+	startExample(t, name)
+	// each inner sh backgrounds a sleep and exits at once: the sleep's
+	// parent is gone, so the kernel hands it to the namespace's PID 1
+	docker(t, "exec", name, "sh", "-c", `i=0; while [ $i -lt 100 ]; do sh -c 'sleep 5 &'; i=$((i+1)); done`)
+	// fields of /proc/PID/stat: pid (comm) state ppid
+	const census = `cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == "(sleep)" && $4 == 1 {s++} $3 == "Z" {z++; print "zombie:", $0 > "/dev/stderr"} END {print s+0, z+0}'`
+	count := func() (orphans, zombies int, out string) {
+		out, err := run(10*time.Second, dockerCLI, "exec", name, "sh", "-c", census)
+		if err == nil {
+			fmt.Sscan(out, &orphans, &zombies)
+		}
+		return orphans, zombies, fmt.Sprint(out, err)
+	}
+	orphans, _, out := count()
+	t.Logf("orphaned sleeps now children of PID 1: %d", orphans)
+	if orphans < 100 {
+		t.Errorf("%d orphans have PID 1 as parent, want 100 (%s)", orphans, out)
+	}
+	if err := waitFor(20*time.Second, func() (bool, string) {
+		orphans, zombies, out := count()
+		return orphans == 0 && zombies == 0, out
+	}); err != nil {
+		t.Errorf("orphans or zombies left after the sleeps ended: %v", err)
+	}
+	docker(t, "stop", name)
 }
