@@ -32,6 +32,7 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -42,15 +43,15 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./pilot/config/
 	$(GO) test -run='^$$' -fuzz=FuzzParseLine -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./telemetry/custom/
 
-test: test-deps build vet unit fuzz
+test: test-deps build vet unit fuzz e2e
 
 bench: build
 	bash test/bench/run.sh
 
 # Containers on a real Docker engine: a private dockerd, stand-in base
-# images, pilot's and the example's images from their real Dockerfiles
-# (work in progress: not yet part of `make test`).
-e2e:
+# images, the images from the real Dockerfiles, the root compose stack
+# (test/e2e; needs root, and the tool binaries test-deps builds).
+e2e: test-deps
 	$(GO) test -tags e2e -v -count=1 -timeout 30m ./test/e2e
 
 clean:

@@ -325,6 +325,16 @@ func (s *stack) traefikMembership(ctx context.Context, addr string) <-chan membe
 	return ch
 }
 
+// watchProxies follows whether the nginx front and Traefik route to addr,
+// from the moment both do.
+func (s *stack) watchProxies(t *testing.T, ctx context.Context, addr string) (front, traefik <-chan membership) {
+	t.Helper()
+	front, traefik = s.frontMembership(ctx, addr), s.traefikMembership(ctx, addr)
+	await(t, "front lists "+addr, front, true, 10*time.Second)
+	await(t, "Traefik lists "+addr, traefik, true, 10*time.Second)
+	return front, traefik
+}
+
 // await returns when the view reaches in, or fails after timeout.
 func await(t *testing.T, what string, ch <-chan membership, in bool, timeout time.Duration) time.Time {
 	t.Helper()
@@ -349,9 +359,7 @@ func (s *stack) killedAppLeavesProxies(t *testing.T) {
 	addr := s.appIP[victim] + ":3000"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	front, traefik := s.frontMembership(ctx, addr), s.traefikMembership(ctx, addr)
-	await(t, "front lists "+addr, front, true, 10*time.Second)
-	await(t, "Traefik lists "+addr, traefik, true, 10*time.Second)
+	front, traefik := s.watchProxies(t, ctx, addr)
 
 	pid := docker(t, "exec", victim, "sh", "-c",
 		`for p in $(pidof node); do grep -q server.js /proc/$p/cmdline && echo $p; done`)
@@ -388,9 +396,7 @@ func (s *stack) killedContainerLeavesProxies(t *testing.T) {
 	addr := s.appIP[victim] + ":3000"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	front, traefik := s.frontMembership(ctx, addr), s.traefikMembership(ctx, addr)
-	await(t, "front lists "+addr, front, true, 10*time.Second)
-	await(t, "Traefik lists "+addr, traefik, true, 10*time.Second)
+	front, traefik := s.watchProxies(t, ctx, addr)
 	killed := time.Now()
 	docker(t, "kill", victim)
 	frontOut := await(t, "front drops "+addr, front, false, ttl+5*time.Second).Sub(killed)
@@ -402,67 +408,93 @@ func (s *stack) killedContainerLeavesProxies(t *testing.T) {
 	}
 }
 
-// loadResult counts one request loop's outcomes.
-type loadResult struct {
+// requestLoop requests one URL from several goroutines until stopped and
+// counts the outcomes.
+type requestLoop struct {
+	via    string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
 	ok, failed int
 	hosts      map[string]int
 	errs       []string
 }
 
-// loop requests url from workers goroutines until ctx ends.
-func loop(ctx context.Context, url string, workers int) *loadResult {
-	res := &loadResult{hosts: map[string]int{}}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
+func startLoop(via, url string, workers int) *requestLoop {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &requestLoop{via: via, cancel: cancel, hosts: map[string]int{}}
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
 	for range workers {
-		wg.Add(1)
+		l.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
+			defer l.wg.Done()
+			for ctx.Err() == nil { // a request in flight finishes: stopping fails none
 				host, err := getHost(client, url)
-				mu.Lock()
+				l.mu.Lock()
 				if err != nil {
-					res.failed++
-					if len(res.errs) < 5 {
-						res.errs = append(res.errs, err.Error())
+					l.failed++
+					if len(l.errs) < 5 {
+						l.errs = append(l.errs, err.Error())
 					}
 				} else {
-					res.ok++
-					res.hosts[host]++
+					l.ok++
+					l.hosts[host]++
 				}
-				mu.Unlock()
+				l.mu.Unlock()
 			}
 		}()
 	}
-	go func() { wg.Wait(); client.CloseIdleConnections() }()
-	return res
+	return l
+}
+
+func (l *requestLoop) done() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ok + l.failed
+}
+
+// waitMore returns once the loop has made n more requests.
+func (l *requestLoop) waitMore(t *testing.T, n int) {
+	t.Helper()
+	target := l.done() + n
+	if err := waitFor(30*time.Second, func() (bool, string) {
+		return l.done() >= target, fmt.Sprintf("%d requests through %s, want %d", l.done(), l.via, target)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (l *requestLoop) stop() {
+	l.cancel()
+	l.wg.Wait()
 }
 
 func (s *stack) stopUnderLoad(t *testing.T) {
 	victim := s.apps[1]
-	ctx, cancel := context.WithCancel(context.Background())
-	front, traefik := loop(ctx, s.viaFront, 4), loop(ctx, s.viaTraefik, 4)
-	time.Sleep(500 * time.Millisecond) // both loops running before the stop
+	loops := []*requestLoop{startLoop("nginx front", s.viaFront, 4), startLoop("Traefik", s.viaTraefik, 4)}
+	defer func() {
+		for _, l := range loops {
+			l.stop()
+		}
+	}()
+	for _, l := range loops {
+		l.waitMore(t, 50) // running before the stop…
+	}
 	start := time.Now()
 	_, err := run(30*time.Second, dockerCLI, "stop", victim) // Docker's default 10 s
 	took := time.Since(start)
-	time.Sleep(time.Second) // and after it
-	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // in-flight requests end with ctx
-	for _, r := range []struct {
-		via string
-		res *loadResult
-	}{{"nginx front", front}, {"Traefik", traefik}} {
-		t.Logf("through %s during docker stop: %d ok, %d failed; %s", r.via, r.res.ok, r.res.failed, countsString(r.res.hosts))
-		if r.res.failed > 0 {
-			t.Errorf("through %s: %d of %d requests failed during docker stop: %v", r.via, r.res.failed, r.res.ok+r.res.failed, r.res.errs)
-		}
-		if r.res.ok < 100 {
-			t.Errorf("through %s: only %d requests succeeded; the loop did not exercise the stop", r.via, r.res.ok)
+	for _, l := range loops {
+		l.waitMore(t, 200) // …and after it
+		l.stop()
+	}
+	for _, l := range loops {
+		t.Logf("through %s during docker stop: %d ok, %d failed; %s", l.via, l.ok, l.failed, countsString(l.hosts))
+		if l.failed > 0 {
+			t.Errorf("through %s: %d of %d requests failed during docker stop: %v", l.via, l.failed, l.ok+l.failed, l.errs)
 		}
 	}
 
