@@ -528,13 +528,15 @@ func (s *stack) stopUnderLoad(t *testing.T) {
 	}
 }
 
+var logTimeField = regexp.MustCompile(`time=(\S+)`)
+
 // logTime is the time= of pilot's first log line containing marker.
 func logTime(logs, marker string) time.Time {
 	for _, line := range strings.Split(logs, "\n") {
 		if !strings.Contains(line, marker) {
 			continue
 		}
-		if m := regexp.MustCompile(`time=(\S+)`).FindStringSubmatch(line); m != nil {
+		if m := logTimeField.FindStringSubmatch(line); m != nil {
 			at, _ := time.Parse(time.RFC3339Nano, m[1])
 			return at
 		}
