@@ -73,7 +73,10 @@ func helperMain(args []string) int {
 			_ = os.WriteFile(args[1], nil, 0o644)
 			mib, _ := strconv.Atoi(args[0])
 			ballast = make([]byte, mib<<20)
-			for i := 0; i < len(ballast); i += 4096 { // touch every page
+			// Touch every page; stop early once signalled: under load the
+			// restart can come before the last page (the signal stays
+			// queued for signalsLoop).
+			for i := 0; i < len(ballast) && len(sigs) == 0; i += 4096 {
 				ballast[i] = 1
 			}
 			fmt.Println("hog ready")

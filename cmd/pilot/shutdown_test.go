@@ -512,8 +512,8 @@ func TestMaxMemoryRestartsOnce(t *testing.T) {
 `, yamlArgv(helperArgv(t, "hog", "400", marker)...)))
 	p := startPilot(t, pilotOpts{pid1: true}, "run", "--config", cfg)
 	p.out.waitLine(t, 30*time.Second, `^hog ready`)
+	p.errLog.waitLine(t, 30*time.Second, `memory above maxMemory: restarting gracefully`)
 	p.out.waitLine(t, 30*time.Second, `^lean ready`)
-	p.errLog.waitLine(t, time.Second, `memory above maxMemory: restarting gracefully`)
 	time.Sleep(7 * time.Second) // long enough for a second, wrong restart
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(5 * time.Second); code != 0 {
