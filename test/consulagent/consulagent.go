@@ -5,8 +5,7 @@
 // The binary is $PILOT_CONSUL_BIN when set, else the one test/consul.sh
 // builds (pinned, cached under .cache/consul; the first build takes several
 // minutes; see test/toolbin). When it cannot be had, Start's error satisfies
-// toolbin.Unavailable: in CI (env CI set) that is a failure, elsewhere the
-// caller skips loudly — StartT and Shared do exactly that.
+// toolbin.Unavailable, and StartT and Shared fail the test.
 //
 //	func TestMain(m *testing.M) {           // one agent per test binary
 //		a, err := consulagent.Start()
@@ -84,7 +83,7 @@ func New(bin string) (*Agent, error) {
 }
 
 // StartT starts an agent for this test only, stopped at its cleanup; it
-// skips loudly (no binary, outside CI) or fails.
+// fails the test when it cannot.
 func StartT(tb testing.TB) *Agent {
 	tb.Helper()
 	a, err := Start()
@@ -104,8 +103,8 @@ var (
 	sharedOne sync.Once
 )
 
-// Shared returns the process's one agent, started on first use; it skips
-// loudly (no binary, outside CI) or fails, and restarts the agent when an
+// Shared returns the process's one agent, started on first use; it fails
+// the test when it cannot, and restarts the agent when an
 // earlier test left it down. Nothing stops it but the end of the process (the agent gets SIGKILL
 // when its parent dies); call StopShared from a TestMain to stop it earlier.
 func Shared(tb testing.TB) *Agent {

@@ -8,8 +8,8 @@
 // test/tools/prometheus (cached under .cache/prometheus/VERSION; never built
 // from here). Debian's prometheus package will not do: it is built without
 // Consul service discovery, so it refuses consul_sd_configs. When a binary
-// cannot be had, the error satisfies toolbin.Unavailable: in CI (env CI
-// set) that is a failure, elsewhere Require and StartT skip loudly.
+// cannot be had, the error satisfies toolbin.Unavailable, and Require and
+// StartT fail the test.
 //
 //	p := promproc.StartT(t, promproc.Options{Config: prometheusYML})
 //	v, err := p.Query(ctx, `up == 1`)
@@ -124,7 +124,7 @@ type Server struct {
 // Start writes the config, starts Prometheus on a free loopback port and
 // waits until /-/ready answers 200. The caller must Stop it. A config that
 // Prometheus refuses shows in the error, with its log.
-func Start(o Options) (*Server, error) {
+func Start(o Options) (_ *Server, err error) {
 	bin, err := PrometheusPath()
 	if err != nil {
 		return nil, err
@@ -137,6 +137,11 @@ func Start(o Options) (*Server, error) {
 		if o.Dir, err = os.MkdirTemp("", "promproc-"); err != nil {
 			return nil, err
 		}
+		defer func() {
+			if err != nil {
+				os.RemoveAll(o.Dir)
+			}
+		}()
 	}
 	ports, err := consulagent.FreePorts(1)
 	if err != nil {
@@ -185,8 +190,7 @@ func Start(o Options) (*Server, error) {
 }
 
 // StartT starts a Prometheus for this test, stopped at its cleanup (its
-// log shown if the test failed); it skips loudly (no binary, outside CI) or
-// fails.
+// log shown if the test failed); it fails the test when it cannot.
 func StartT(tb testing.TB, o Options) *Server {
 	tb.Helper()
 	s, err := Start(o)

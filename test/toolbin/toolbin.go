@@ -3,8 +3,8 @@
 // pinned under test/tools/NAME by the script test/NAME.sh into
 // .cache/NAME/VERSION/NAME, or named by an environment variable. It owns
 // that lookup, the error that means "no binary" (ErrUnavailable) and the
-// policy for it: in CI (env CI set) a missing binary fails the run,
-// elsewhere the test skips loudly (Tool.Require).
+// policy for it: a missing binary fails the test, in CI and out of it
+// (Tool.Require; `make test-deps` builds them all).
 package toolbin
 
 import (
@@ -25,7 +25,7 @@ import (
 // ErrUnavailable wraps every reason a tool's binary could not be had.
 var ErrUnavailable = errors.New("binary unavailable")
 
-// Unavailable reports whether err means "no binary" (skip outside CI)
+// Unavailable reports whether err means "no binary" (the test fails; Require says how to build it)
 // rather than "the tool failed" (always a failure).
 func Unavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
 

@@ -6,8 +6,7 @@
 // builds (pinned in test/tools/traefik/go.mod, cached under
 // .cache/traefik/VERSION/traefik). It is never built from here: the first
 // build takes many minutes; see test/toolbin. When it cannot be had, Start's
-// error satisfies toolbin.Unavailable: in CI (env CI set) that is a failure,
-// elsewhere the caller skips loudly — StartT does exactly that.
+// error satisfies toolbin.Unavailable, and StartT fails the test.
 //
 //	p := traefikproc.StartT(t, traefikproc.Options{ConsulAddr: agent.Addr()})
 //	resp, err := p.Get("app.test", "/")          // through the web entrypoint
@@ -179,8 +178,8 @@ providers:
 }
 
 // StartT starts Traefik for this test only, stopped at its cleanup (the
-// logs' tails are logged when the test failed); it skips loudly (no
-// binary, outside CI) or fails.
+// logs' tails are logged when the test failed); it fails the test when it
+// cannot.
 func StartT(tb testing.TB, o Options) *Proxy {
 	tb.Helper()
 	if o.Dir == "" {
@@ -297,12 +296,6 @@ func (s *Service) URLs() []string {
 func (p *Proxy) Routers() ([]Router, error) {
 	var out []Router
 	return out, p.api("/api/http/routers?per_page=1000", &out)
-}
-
-// Services returns /api/http/services.
-func (p *Proxy) Services() ([]Service, error) {
-	var out []Service
-	return out, p.api("/api/http/services?per_page=1000", &out)
 }
 
 // Service returns /api/http/services/NAME (e.g. "web@consulcatalog"); a

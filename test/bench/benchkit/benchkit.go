@@ -61,21 +61,31 @@ func Setup(pattern, pilotBin string) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Dir: dir, Pilot: pilotBin}
-	if e.Pilot == "" {
-		e.Pilot = filepath.Join(dir, "pilot")
-		build := exec.Command("go", "build", "-o", e.Pilot, "./cmd/pilot")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("building pilot (run from the repository root or set PILOT): %v", err)
-		}
+	e := &Env{Dir: dir}
+	if e.Pilot, err = BuildPilot(dir, pilotBin); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
 	if e.Agent, err = consulagent.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("consul agent: %v", err)
 	}
 	return e, nil
+}
+
+// BuildPilot returns pilotBin when set, else builds ./cmd/pilot into dir
+// (run from the repository root) and returns its path.
+func BuildPilot(dir, pilotBin string) (string, error) {
+	if pilotBin != "" {
+		return pilotBin, nil
+	}
+	bin := filepath.Join(dir, "pilot")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/pilot")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("building pilot (run from the repository root or set PILOT): %v", err)
+	}
+	return bin, nil
 }
 
 // Close stops the agent and removes the temp dir.

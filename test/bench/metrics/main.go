@@ -17,12 +17,9 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nodepilot/pilot/test/bench/benchkit"
@@ -46,14 +43,9 @@ func run() int {
 		return fail("%v", err)
 	}
 	defer os.RemoveAll(dir)
-	bin := *common.Pilot
-	if bin == "" {
-		bin = filepath.Join(dir, "pilot")
-		build := exec.Command("go", "build", "-o", bin, "./cmd/pilot")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fail("building pilot (run from the repository root or set PILOT): %v", err)
-		}
+	bin, err := benchkit.BuildPilot(dir, *common.Pilot)
+	if err != nil {
+		return fail("%v", err)
 	}
 	ports, err := consulagent.FreePorts(1)
 	if err != nil {
@@ -69,33 +61,12 @@ func run() int {
 			fmt.Fprintf(&cfg, "    health: {exec: [\"true\"], interval: 5s}\n")
 		}
 	}
-	cfgPath := filepath.Join(dir, "pilot.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
-		return fail("%v", err)
-	}
-	logPath := filepath.Join(dir, "pilot.log")
-	logf, err := os.Create(logPath)
+	env := &benchkit.Env{Dir: dir, Pilot: bin} // no Consul: not env.Close
+	pilot, err := env.StartPilot(cfg.String())
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fail("starting pilot: %v", err)
-	}
-	ended := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(ended) }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-ended:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-ended
-		}
-	}()
+	defer pilot.Stop()
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	get := func() (string, time.Duration, error) {
@@ -123,8 +94,7 @@ func run() int {
 			break
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
-			return fail("not every job running within 30s (last error %v); pilot log:\n%s", err, log)
+			return fail("not every job running within 30s (last error %v); pilot log:\n%s", err, pilot.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

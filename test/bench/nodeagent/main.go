@@ -18,12 +18,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nodepilot/pilot/telemetry/nodejs"
+	"github.com/nodepilot/pilot/test/consulagent"
 )
 
 func main() {
@@ -89,7 +90,7 @@ func run(n int, dur, warm time.Duration, conns, threads int, server, path string
 	nodeV, _ := exec.Command(node, "--version").Output()
 	wrkV, _ := exec.Command(wrk, "--version").CombinedOutput()
 	fmt.Printf("node %s, %s, %d × %v per side (+%v warm-up), wrk -t%d -c%d, %s%s, %d CPUs\n",
-		strings.TrimSpace(string(nodeV)), firstLine(string(wrkV)), n, dur, warm, threads, conns, server, path, numCPU())
+		strings.TrimSpace(string(nodeV)), firstLine(string(wrkV)), n, dur, warm, threads, conns, server, path, runtime.NumCPU())
 
 	// Both apps run at once, each loaded by its own wrk, so that whatever
 	// else the shared machine does hits both sides alike: on these machines
@@ -124,7 +125,7 @@ func run(n int, dur, warm time.Duration, conns, threads int, server, path string
 	}
 	mw, mo, mr := median(with), median(without), median(ratios)
 	fmt.Printf("\n| | median req/s | runs |\n|---|---|---|\n")
-	fmt.Printf("| without agent | %.0f | %s |\n| with agent | %.0f | %s |\n", mo, list(without), mw, list(with))
+	fmt.Printf("| without agent | %.0f | %s |\n| with agent | %.0f | %s |\n", mo, listF(without, 0), mw, listF(with, 0))
 	fmt.Printf("\nmedian of the side-by-side ratios with/without %.4f: %+.2f %% throughput (target: loss ≤ 3 %%); ratios %s\n", mr, (mr-1)*100, listF(ratios, 3))
 	cw, co := median(withCPU), median(withoutCPU)
 	fmt.Printf("app CPU per request, medians: without %.1f µs, with %.1f µs (%+.2f %%)\n", co, cw, (cw/co-1)*100)
@@ -141,10 +142,11 @@ type app struct {
 // startApp starts the app with env and waits for /health. pid receives its
 // pid (what pilot's pidOf reads).
 func startApp(node, server string, env []string, pid *atomic.Int64) (*app, error) {
-	port, err := freePort()
+	ports, err := consulagent.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
+	port := ports[0]
 	cmd := exec.Command(node, filepath.Base(server))
 	cmd.Dir = filepath.Dir(server)
 	cmd.Env = append(slices.Clone(env), "PORT="+strconv.Itoa(port))
@@ -270,15 +272,6 @@ func wrkRun(wrk, url string, d time.Duration, conns, threads int) (float64, erro
 	return strconv.ParseFloat(string(m[1]), 64)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func listF(xs []float64, decimals int) string {
 	parts := make([]string, len(xs))
 	for i, x := range xs {
@@ -295,24 +288,8 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func list(xs []float64) string {
-	var parts []string
-	for _, x := range xs {
-		parts = append(parts, strconv.FormatFloat(x, 'f', 0, 64))
-	}
-	return strings.Join(parts, ", ")
-}
-
 func firstLine(s string) string {
 	sc := bufio.NewScanner(strings.NewReader(s))
 	sc.Scan()
 	return strings.TrimSpace(sc.Text())
-}
-
-func numCPU() int {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return 0
-	}
-	return strings.Count(string(data), "processor\t:")
 }
