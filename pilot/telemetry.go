@@ -108,7 +108,7 @@ func (in *instruments) addJobs(js []*jobs.Job, svcs services) error {
 	for i, j := range js {
 		tj[i] = j
 	}
-	procs, err := telemetry.NewProcessCollector(tj, "")
+	procs, err := telemetry.NewProcessCollector(tj)
 	if err != nil {
 		return fmt.Errorf("telemetry: reading /proc: %w", err)
 	}

@@ -42,7 +42,7 @@ func benchGather(b *testing.B, cs ...prometheus.Collector) {
 
 func BenchmarkGather50Jobs(b *testing.B) {
 	js := benchJobs(b, 50)
-	procs, err := NewProcessCollector(js, "")
+	procs, err := NewProcessCollector(js)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func BenchmarkGather50Jobs(b *testing.B) {
 // with pilot's collectors over 50 running jobs.
 func BenchmarkMetricsHandler50Jobs(b *testing.B) {
 	js := benchJobs(b, 50)
-	procs, err := NewProcessCollector(js, "")
+	procs, err := NewProcessCollector(js)
 	if err != nil {
 		b.Fatal(err)
 	}

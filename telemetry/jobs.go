@@ -136,15 +136,16 @@ func (e *Exits) Observe(c jobs.StateChange) {
 // sub. Subscribe before any job starts so that no exit is missed.
 func (e *Exits) Run(ctx context.Context, sub *jobs.Subscription) {
 	for {
+		done := false
 		select {
 		case <-sub.Ready():
-			for _, c := range sub.Drain() {
-				e.Observe(c)
-			}
 		case <-ctx.Done():
-			for _, c := range sub.Drain() {
-				e.Observe(c)
-			}
+			done = true
+		}
+		for _, c := range sub.Drain() {
+			e.Observe(c)
+		}
+		if done {
 			return
 		}
 	}

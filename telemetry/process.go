@@ -35,12 +35,9 @@ type ProcessCollector struct {
 	boot     float64 // seconds since the epoch; 0 when unknown
 }
 
-// NewProcessCollector returns the collector for js, reading procRoot
-// ("" for /proc).
-func NewProcessCollector(js []Job, procRoot string) (*ProcessCollector, error) {
-	if procRoot == "" {
-		procRoot = "/proc"
-	}
+// NewProcessCollector returns the collector for js, reading /proc.
+func NewProcessCollector(js []Job) (*ProcessCollector, error) {
+	const procRoot = "/proc"
 	if _, err := os.Stat(procRoot + "/self/stat"); err != nil {
 		return nil, err
 	}

@@ -248,7 +248,7 @@ func TestProcessCollector(t *testing.T) {
 	idle := newFakeJob("idle", false) // no process: no series
 	gone := newFakeJob("gone", false)
 	gone.set(func(s *jobs.Status) { s.Pid = deadPid(t) })
-	c, err := NewProcessCollector([]Job{live, idle, gone}, "")
+	c, err := NewProcessCollector([]Job{live, idle, gone})
 	if err != nil {
 		t.Fatal(err)
 	}

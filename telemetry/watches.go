@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"slices"
 	"sync"
 	"time"
 
@@ -22,9 +21,8 @@ type Watches struct {
 }
 
 type watchStat struct {
-	known      bool
 	instances  int
-	changes    uint64
+	changes    uint64 // 0: no set applied yet, so no instance count either
 	lastChange time.Time
 }
 
@@ -56,7 +54,7 @@ func (w *Watches) Applied(service string, n int, at time.Time) {
 		w.stats[service] = st
 		w.services = append(w.services, service)
 	}
-	st.known, st.instances, st.lastChange = true, n, at
+	st.instances, st.lastChange = n, at
 	st.changes++
 }
 
@@ -70,7 +68,7 @@ func (w *Watches) Collect(ch chan<- prometheus.Metric) {
 	defer w.mu.Unlock()
 	for _, s := range w.services {
 		st := w.stats[s]
-		if st.known {
+		if st.changes > 0 {
 			ch <- prometheus.MustNewConstMetric(w.instances, prometheus.GaugeValue, float64(st.instances), s)
 		}
 		ch <- prometheus.MustNewConstMetric(w.changes, prometheus.CounterValue, float64(st.changes), s)
@@ -82,10 +80,10 @@ func (w *Watches) Status() []WatchStatus {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := make([]WatchStatus, 0, len(w.services))
-	for _, s := range slices.Clone(w.services) {
+	for _, s := range w.services {
 		st := w.stats[s]
 		ws := WatchStatus{Service: s, Changes: st.changes}
-		if st.known {
+		if st.changes > 0 {
 			n, at := st.instances, st.lastChange
 			ws.Instances, ws.LastChange = &n, &at
 		}

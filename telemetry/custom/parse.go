@@ -2,10 +2,8 @@ package custom
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -247,29 +245,6 @@ func parseValue(text string) (float64, error) {
 		return 0, fmt.Errorf("value %q is out of range", clip(text))
 	}
 	return 0, fmt.Errorf("value %q is not a number (want e.g. 1, -2.5, 1e3, NaN, +Inf, -Inf)", clip(text))
-}
-
-// Format writes s back as a sensor line (labels sorted by name), the
-// inverse of ParseLine.
-func Format(s Sample) string {
-	var b strings.Builder
-	b.WriteString(s.Name)
-	if len(s.Labels) > 0 {
-		b.WriteByte('{')
-		for i, k := range slices.Sorted(maps.Keys(s.Labels)) {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(k)
-			b.WriteString(`="`)
-			b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s.Labels[k]))
-			b.WriteByte('"')
-		}
-		b.WriteByte('}')
-	}
-	b.WriteByte(' ')
-	b.WriteString(strconv.FormatFloat(s.Value, 'g', -1, 64))
-	return b.String()
 }
 
 // clip cuts a token quoted in an error.

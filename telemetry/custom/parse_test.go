@@ -4,6 +4,8 @@ import (
 	"errors"
 	"maps"
 	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -135,3 +137,28 @@ func sameSample(a, b Sample) bool {
 	sameValue := a.Value == b.Value || math.IsNaN(a.Value) && math.IsNaN(b.Value)
 	return a.Name == b.Name && sameValue && maps.Equal(a.Labels, b.Labels) && (a.Labels == nil) == (b.Labels == nil)
 }
+
+// Format writes s back as a sensor line (labels sorted by name), the
+// inverse of ParseLine.
+func Format(s Sample) string {
+	var b strings.Builder
+	b.WriteString(s.Name)
+	if len(s.Labels) > 0 {
+		b.WriteByte('{')
+		for i, k := range slices.Sorted(maps.Keys(s.Labels)) {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(k)
+			b.WriteString(`="`)
+			b.WriteString(labelEscaper.Replace(s.Labels[k]))
+			b.WriteByte('"')
+		}
+		b.WriteByte('}')
+	}
+	b.WriteByte(' ')
+	b.WriteString(strconv.FormatFloat(s.Value, 'g', -1, 64))
+	return b.String()
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
