@@ -97,12 +97,9 @@ type watch struct {
 }
 
 // buildWatches builds the watches; stateDir holds the instance files of
-// onChange.run (pilot's private temporary directory); applied (may be nil)
-// is told of each set a watch applied.
+// onChange.run (pilot's private temporary directory); applied is told of
+// each set a watch applied.
 func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, gates []*startGate, reaper *jobs.Reaper, environ []string, stateDir string, log *slog.Logger, applied func(discovery.Snapshot)) ([]*watch, error) {
-	if applied == nil {
-		applied = func(discovery.Snapshot) {}
-	}
 	byName := make(map[string]*jobs.Job, len(js))
 	for _, j := range js {
 		byName[j.Name()] = j

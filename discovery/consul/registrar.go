@@ -89,6 +89,8 @@ func (r *Registrar) HeartbeatInterval() time.Duration { return r.heartbeat }
 // Connected reports whether the last request reached the agent.
 func (r *Registrar) Connected() bool { return r.up.Load() }
 
+// EverRegistered reports whether the agent may have accepted the
+// registration at least once (discovery.Registrar).
 func (r *Registrar) EverRegistered() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -105,9 +107,8 @@ type Registration struct {
 	// knows: the last write succeeded and nothing since said otherwise.
 	Registered bool
 	// Status is the check status pilot pushes (passing, warning, critical).
-	Status       discovery.Status
-	Maintenance  bool
-	Deregistered bool
+	Status      discovery.Status
+	Maintenance bool
 }
 
 // Registration reports the registrar's current view; it never blocks on
@@ -116,7 +117,7 @@ func (r *Registrar) Registration() Registration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return Registration{ID: r.svc.ID, Name: r.svc.Name, Address: r.svc.Address, Port: r.svc.Port,
-		Registered: r.registered, Status: r.status, Maintenance: r.maintOn, Deregistered: r.deregistered}
+		Registered: r.registered, Status: r.status, Maintenance: r.maintOn}
 }
 
 // SetStatus records the latest status and wakes Run; it never blocks. An

@@ -342,10 +342,6 @@ func (a *Agents) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				break
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
-				continue
-			}
 			if errors.Is(err, net.ErrClosed) {
 				break
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,7 +122,7 @@ func (a *Agents) serve(ctx context.Context, c *conn) {
 	a.log.Debug("Node agent connected", "job", job, "pid", pid, "node", h.Node)
 	a.emit(event{kind: "accepted", job: job, pid: pid})
 
-	gcOK := equalBuckets(h.LE, gcBuckets)
+	gcOK := slices.Equal(h.LE, gcBuckets)
 	for sc.Scan() {
 		var r report
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil || r.Type != "report" {
@@ -230,16 +231,4 @@ func parentPid(pid int) int {
 	}
 	n, _ := strconv.Atoi(f[1])
 	return n
-}
-
-func equalBuckets(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

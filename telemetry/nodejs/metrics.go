@@ -2,6 +2,7 @@ package nodejs
 
 import (
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,11 +98,7 @@ func (c *collector) update(job string, r *report) {
 		if valid && len(h.Buckets) > 0 {
 			valid = h.Count >= h.Buckets[len(h.Buckets)-1]
 		}
-		known := false
-		for _, k := range gcKinds {
-			known = known || k == kind
-		}
-		if !valid || !known {
+		if !valid || !slices.Contains(gcKinds, kind) {
 			delete(r.GC, kind)
 		}
 	}
