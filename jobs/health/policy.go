@@ -30,6 +30,10 @@ type Policy struct {
 	Interval    time.Duration // from the start of one check to the start of the next
 	Timeout     time.Duration // per check
 	StartPeriod time.Duration // failures before this (since Run) do not count
+	// StartInterval paces the checks until the first pass (the start
+	// phase), so that a new instance passes as soon as it answers rather
+	// than a whole Interval later.
+	StartInterval time.Duration
 	// Consecutive successes to become Healthy, failures to become Unhealthy.
 	HealthyThreshold, UnhealthyThreshold int
 }

@@ -172,13 +172,16 @@ type TLS struct {
 
 // Health is a job's health check: exactly one of HTTP, TCP, Exec, Shell.
 type Health struct {
-	HTTP               *HTTPCheck    `mapstructure:"http"`
-	TCP                *TCPCheck     `mapstructure:"tcp"`
-	Exec               []string      `mapstructure:"exec"`
-	Shell              string        `mapstructure:"shell"`
-	Interval           time.Duration `mapstructure:"interval"`
-	Timeout            time.Duration `mapstructure:"timeout"`
-	StartPeriod        time.Duration `mapstructure:"startPeriod"`
+	HTTP        *HTTPCheck    `mapstructure:"http"`
+	TCP         *TCPCheck     `mapstructure:"tcp"`
+	Exec        []string      `mapstructure:"exec"`
+	Shell       string        `mapstructure:"shell"`
+	Interval    time.Duration `mapstructure:"interval"`
+	Timeout     time.Duration `mapstructure:"timeout"`
+	StartPeriod time.Duration `mapstructure:"startPeriod"`
+	// StartInterval paces the checks until the first pass, so that a
+	// new instance is routed as soon as it answers (see health.Policy).
+	StartInterval      time.Duration `mapstructure:"startInterval"`
 	HealthyThreshold   int           `mapstructure:"healthyThreshold"`
 	UnhealthyThreshold int           `mapstructure:"unhealthyThreshold"`
 	OnUnhealthy        string        `mapstructure:"onUnhealthy"` // none | restart
