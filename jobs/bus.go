@@ -1,12 +1,17 @@
 package jobs
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // Bus fans StateChanges out to subscribers. Publish never blocks: each
 // subscription has its own unbounded queue, so a slow subscriber can neither
 // stall a job's loop nor lose an event.
 type Bus struct {
-	mu   sync.Mutex
+	mu sync.Mutex
+	// subs is copied on write: Publish iterates the slice it read under mu
+	// after letting mu go, so nothing may change an element once published.
 	subs []*Subscription
 }
 
@@ -29,7 +34,7 @@ func (b *Bus) Unsubscribe(s *Subscription) {
 	defer b.mu.Unlock()
 	for i, sub := range b.subs {
 		if sub == s {
-			b.subs = append(b.subs[:i], b.subs[i+1:]...)
+			b.subs = slices.Delete(slices.Clone(b.subs), i, i+1)
 			return
 		}
 	}
