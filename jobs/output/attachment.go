@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,16 +41,19 @@ type Attachment struct {
 	Child *os.File
 
 	// The rest is unset in raw mode, where nothing is copied.
-	name       string   // "job stream", for errors
-	pipe       *os.File // pilot's read end, closed by Finish once the reader is done
-	sink       *Sink
-	queue      *queue
-	closeChild sync.Once
-	dropped    atomic.Uint64
-	readerDone chan struct{}
-	readErr    error // why the reader stopped, nil at end of file; set before readerDone closes
-	writerDone chan struct{}
-	writeErr   error // the sink's first error; set before writerDone closes
+	name   string // "job stream", for errors
+	stream string // "stdout" or "stderr", for the drop notice
+	// bufferBytes and maxLineBytes are the limits, for the drop notice.
+	bufferBytes, maxLineBytes int
+	pipe                      *os.File // pilot's read end, closed by Finish once the reader is done
+	sink                      *Sink
+	queue                     *queue
+	closeChild                sync.Once
+	dropped                   atomic.Uint64
+	readerDone                chan struct{}
+	readErr                   error // why the reader stopped, nil at end of file; set before readerDone closes
+	writerDone                chan struct{}
+	writeErr                  error // the sink's first error; set before writerDone closes
 }
 
 // Started releases pilot's copy of Child once the child holds its own, as
@@ -131,9 +135,12 @@ func (a *Attachment) readPipe(format formatter, maxLine int) {
 	defer close(a.readerDone)
 	defer a.queue.close()
 	var rec []byte
+	// long is set while the line being read is over the cap: all its
+	// records, the last one too, are pieces.
+	long := false
 	emit := func(text []byte) {
 		rec = format.line(rec[:0], text)
-		if !a.queue.push(rec) {
+		if !a.queue.push(rec, long) {
 			a.dropped.Add(1)
 		}
 		rec = reuse(rec)
@@ -141,12 +148,13 @@ func (a *Attachment) readPipe(format formatter, maxLine int) {
 	emitLine := func(text []byte) {
 		text = bytes.TrimSuffix(text, []byte{'\r'})
 		for len(text) > maxLine {
+			long = true
 			emit(text[:maxLine])
 			text = text[maxLine:]
 		}
 		emit(text)
+		long = false
 	}
-
 	r := bufio.NewReaderSize(a.pipe, readBufferBytes)
 	var line []byte
 	for {
@@ -163,6 +171,7 @@ func (a *Attachment) readPipe(format formatter, maxLine int) {
 			// there may still turn out to be half of the line's "\r\n".
 			emitted := 0
 			for len(line)-emitted > maxLine+1 {
+				long = true
 				emit(line[emitted : emitted+maxLine])
 				emitted += maxLine
 			}
@@ -181,16 +190,16 @@ func (a *Attachment) readPipe(format formatter, maxLine int) {
 }
 
 // writeSink moves records from the queue to the sink until the reader has
-// finished. After each batch it reports the lines dropped while the sink was
-// busy, so that the loss shows where it happened.
+// finished. After each batch it reports the records dropped while the sink
+// was busy, so that the loss shows where it happened.
 func (a *Attachment) writeSink(format formatter) {
 	defer close(a.writerDone)
 	var spare []byte
 	for {
 		batch, unreported, last := a.queue.take(spare)
 		records := len(batch)
-		if unreported > 0 {
-			batch = format.notice(batch, fmt.Sprintf("dropped %d lines (slow output)", unreported))
+		if unreported.total() > 0 {
+			batch = format.notice(batch, a.dropNotice(unreported))
 		}
 		if len(batch) > 0 {
 			if _, err := a.sink.Write(batch); err != nil {
@@ -207,6 +216,38 @@ func (a *Attachment) writeSink(format formatter) {
 		}
 		spare = reuse(batch)
 	}
+}
+
+// dropNotice says what was lost and why, e.g. "dropped 2 lines: the job
+// wrote faster than pilot's stdout took its output, with 1 MiB waiting".
+func (a *Attachment) dropNotice(d drops) string {
+	var what []string
+	if d.lines > 0 {
+		what = append(what, plural(d.lines, "line", "lines"))
+	}
+	if d.pieces > 0 {
+		what = append(what, plural(d.pieces, "piece of a line", "pieces of lines")+" over "+byteSize(a.maxLineBytes))
+	}
+	return fmt.Sprintf("dropped %s: the job wrote faster than pilot's %s took its output, with %s waiting",
+		strings.Join(what, " and "), a.stream, byteSize(a.bufferBytes))
+}
+
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// byteSize writes n the way users write sizes in the config.
+func byteSize(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // reuse empties buf for its next use, or lets it go if it has grown large.

@@ -7,19 +7,25 @@
 // gets a pipe, a reader goroutine and a writer goroutine (see Attachment):
 //
 //   - The reader drains the pipe continuously into a queue bounded by bytes,
-//     so a slow or stalled sink never blocks the child. When the queue is
-//     full, whole lines are dropped and counted (Attachment.Dropped), and a
-//     "pilot: dropped N lines (slow output)" line is emitted once the sink
-//     catches up.
+//     so a slow or stalled sink never blocks the child. The record the sink
+//     is about to take does not count against the bound, so a long line's
+//     piece never fills the queue alone. When the output waiting behind it
+//     passes the bound, records are dropped whole and counted
+//     (Attachment.Dropped), and once the sink catches up a notice says what
+//     was lost: "pilot: dropped 2 lines: the job wrote faster than pilot's
+//     stdout took its output, with 1 MiB waiting" (pieces of long lines are
+//     counted apart). Nothing is dropped while the sink keeps up.
 //   - Lines are not split at 64 KiB: a line is one record up to a cap (1 MiB
 //     by default), and only a longer line is emitted in cap-sized pieces,
 //     each with its own prefix. A trailing '\r' is stripped, and a partial
 //     last line is flushed, with a newline, when the pipe ends.
 //
-// Memory per stream is bounded: the queue, the batch in flight to the sink
-// and the line being gathered come to at most about twice the buffer plus
-// twice the line cap (more in JSON mode, where escaping can make a record up
-// to six times its line). Buffers grown by a burst are let go afterwards.
+// Memory per stream is bounded: the queue and the batch in flight to the
+// sink hold at most the buffer plus two records each, and the line being
+// gathered at most the cap plus one read, so about twice the buffer plus
+// five times the line cap (more in JSON mode, where escaping can make a
+// record up to six times its line). Buffers grown by a burst are let go
+// afterwards.
 //
 // AttachLines is the same machinery with a function in place of a Sink:
 // each line goes, in order, to the function (a sensor job's stdout is data

@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +37,12 @@ func runHelper(mode string) int {
 	case "print":
 		os.Stdout.WriteString("out 1\nout 2\r\npartial")
 		os.Stderr.WriteString("err <1>\n")
+		return 0
+	case "long":
+		// A 5 MiB line, then two short ones, in one go (issue 10 item 1).
+		w := bufio.NewWriterSize(os.Stdout, 1<<20)
+		w.WriteString(strings.Repeat("x", longLineBytes) + "\nline2\nline3\n")
+		w.Flush()
 		return 0
 	case "hold":
 		// Like a grandchild that inherited the job's stdout: write, then
@@ -317,6 +325,62 @@ func TestAbortBeforeStart(t *testing.T) {
 	}
 }
 
+const longLineBytes = 5 << 20
+
+// Issue 10 item 1: a line over the cap is split, and nothing after it is
+// lost when the sink keeps up — here a plain file, written by a real child.
+func TestLongLineThenShortOnesToAFile(t *testing.T) {
+	for _, mode := range []Mode{Prefixed, JSON} {
+		t.Run(string(mode), func(t *testing.T) {
+			f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			a, err := NewSink(f).Attach(mode, "app", "stdout")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := helperCommand("long")
+			cmd.Stdout = a.Child
+			if err := cmd.Start(); err != nil {
+				a.Abort()
+				t.Fatal(err)
+			}
+			a.Started()
+			if err := cmd.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Finish(5 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(f.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for rec := range strings.Lines(string(data)) {
+				rec = strings.TrimSuffix(rec, "\n")
+				if mode == JSON {
+					var r jsonRecord
+					if err := json.Unmarshal([]byte(rec), &r); err != nil {
+						t.Fatalf("record %.60q: %v", rec, err)
+					}
+					rec = r.Line
+				} else {
+					rec = strings.TrimPrefix(rec, "app | ")
+				}
+				got = append(got, rec)
+			}
+			piece := strings.Repeat("x", defaultMaxLineBytes)
+			want := []string{piece, piece, piece, piece, piece, "line2", "line3"}
+			if !slices.Equal(got, want) || a.Dropped() != 0 {
+				t.Fatalf("got %s(dropped %d), want 5 pieces of 1 MiB, line2, line3", summary(strings.Join(got, "\n")+"\n"), a.Dropped())
+			}
+		})
+	}
+}
+
 // TestFinishGivesUpOnAHeldPipe holds the write end open in another process,
 // as a grandchild that inherited the job's stdout does.
 func TestFinishGivesUpOnAHeldPipe(t *testing.T) {
@@ -408,7 +472,7 @@ func TestBlockedSinkDoesNotBlockTheChild(t *testing.T) {
 
 	// Every line either arrived whole and in order or was counted, and the
 	// loss was reported in the output.
-	notice := regexp.MustCompile(`^app \| pilot: dropped (\d+) lines \(slow output\)$`)
+	notice := regexp.MustCompile(`^app \| pilot: dropped (\d+) lines?: the job wrote faster than pilot's stdout took its output, with 1 MiB waiting$`)
 	line := regexp.MustCompile(`^app \| (\d{8}) x{90}$`)
 	var kept, reported uint64
 	next := -1

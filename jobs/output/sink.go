@@ -45,8 +45,9 @@ type limits struct {
 // An Option changes a limit of Attach.
 type Option func(*limits)
 
-// WithBufferBytes bounds the output waiting for a slow sink (default 1 MiB).
-// When it is full, whole lines are dropped and counted.
+// WithBufferBytes bounds the output waiting for a slow sink (default 1 MiB),
+// not counting the record the sink is about to take. When it is full, whole
+// lines (or pieces of long lines) are dropped and counted.
 func WithBufferBytes(n int) Option { return func(l *limits) { l.bufferBytes = n } }
 
 // WithMaxLineBytes sets the longest line emitted as one record (default
@@ -98,13 +99,16 @@ func attachPipe(s *Sink, format formatter, job, stream string, opts []Option) (*
 		return nil, fmt.Errorf("%s %s: output pipe: %w", job, stream, err)
 	}
 	a := &Attachment{
-		Child:      w,
-		name:       job + " " + stream,
-		pipe:       r,
-		sink:       s,
-		queue:      newQueue(lim.bufferBytes),
-		readerDone: make(chan struct{}),
-		writerDone: make(chan struct{}),
+		Child:        w,
+		name:         job + " " + stream,
+		stream:       stream,
+		bufferBytes:  lim.bufferBytes,
+		maxLineBytes: lim.maxLineBytes,
+		pipe:         r,
+		sink:         s,
+		queue:        newQueue(lim.bufferBytes),
+		readerDone:   make(chan struct{}),
+		writerDone:   make(chan struct{}),
 	}
 	go a.readPipe(format, lim.maxLineBytes)
 	go a.writeSink(format)
