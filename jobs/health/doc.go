@@ -1,8 +1,10 @@
 // Package health runs a job's health checks the kubelet way: one small
 // Checker per kind (HTTP, TCP, Exec), a pure tracker that turns results into
-// a Status with success and failure thresholds and a start period, and a
-// Prober that runs one Checker on a Policy and reports every result, marking
-// the ones that change the Status (edge, not level).
+// a Status with success and failure thresholds, a start period and a start
+// phase (checks every StartInterval until the first pass, failures counted
+// no faster than the regular Interval would), and a Prober that runs one
+// Checker on a Policy and reports every result, marking the ones that
+// change the Status (edge, not level).
 //
 // It owns only checking: it knows nothing of job state, Consul or metrics
 // (from jobs it takes only LookPath, so that an exec check resolves its

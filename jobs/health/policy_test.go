@@ -78,10 +78,87 @@ func TestTracker(t *testing.T) {
 	}
 }
 
+// The start phase: checks every StartInterval until the first pass (or the
+// phase's end), and failures in it count no faster than one per Interval.
+func TestTrackerStartPhase(t *testing.T) {
+	const ms = time.Millisecond
+	type step struct {
+		ok           bool
+		since        time.Duration
+		want         Status
+		wantChanged  bool
+		wantInterval time.Duration // to the next check
+	}
+	tests := []struct {
+		name   string
+		policy Policy
+		steps  []step
+	}{
+		{"fast until the first pass, then regular",
+			Policy{Interval: 1000 * ms, StartInterval: 100 * ms, HealthyThreshold: 2, UnhealthyThreshold: 3}, []step{
+				{false, 10 * ms, Unknown, false, 100 * ms},
+				{true, 110 * ms, Unknown, false, 1000 * ms},
+				{true, 1110 * ms, Healthy, true, 1000 * ms},
+			}},
+		{"without a start period the phase ends after one interval",
+			Policy{Interval: 1000 * ms, StartInterval: 100 * ms, HealthyThreshold: 1, UnhealthyThreshold: 3}, []step{
+				{false, 10 * ms, Unknown, false, 100 * ms},
+				{false, 910 * ms, Unknown, false, 100 * ms},
+				{false, 1010 * ms, Unknown, false, 1000 * ms},
+				{true, 2010 * ms, Healthy, true, 1000 * ms},
+			}},
+		{"with a start period the phase lasts as long",
+			Policy{Interval: 1000 * ms, StartInterval: 100 * ms, StartPeriod: 5000 * ms, HealthyThreshold: 1, UnhealthyThreshold: 1}, []step{
+				{false, 10 * ms, Unknown, false, 100 * ms},
+				{false, 4910 * ms, Unknown, false, 100 * ms},
+				{false, 5010 * ms, Unhealthy, true, 1000 * ms},
+			}},
+		{"fast failures count one per interval, as the regular schedule would",
+			Policy{Interval: 1000 * ms, StartInterval: 100 * ms, HealthyThreshold: 1, UnhealthyThreshold: 2}, []step{
+				{false, 10 * ms, Unknown, false, 100 * ms}, // counted: 1
+				{false, 110 * ms, Unknown, false, 100 * ms},
+				{false, 910 * ms, Unknown, false, 100 * ms},
+				{false, 1010 * ms, Unhealthy, true, 1000 * ms}, // counted: 2, one interval later
+			}},
+		{"threshold 1 is as quick as the regular first check",
+			Policy{Interval: 1000 * ms, StartInterval: 100 * ms, HealthyThreshold: 1, UnhealthyThreshold: 1}, []step{
+				{false, 10 * ms, Unhealthy, true, 100 * ms},
+				{true, 110 * ms, Healthy, true, 1000 * ms},
+			}},
+		{"a start interval not below the interval means no start phase",
+			Policy{Interval: 1000 * ms, StartInterval: 1000 * ms, HealthyThreshold: 1, UnhealthyThreshold: 2}, []step{
+				{false, 10 * ms, Unknown, false, 1000 * ms},
+				{false, 1010 * ms, Unhealthy, true, 1000 * ms},
+			}},
+		{"no start interval, no start phase",
+			Policy{Interval: 1000 * ms, HealthyThreshold: 1, UnhealthyThreshold: 2}, []step{
+				{false, 10 * ms, Unknown, false, 1000 * ms},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracker(tt.policy)
+			for i, st := range tt.steps {
+				got, changed := tr.observe(st.ok, st.since)
+				if got != st.want || changed != st.wantChanged {
+					t.Fatalf("step %d (ok=%v at %s): got %v changed=%v, want %v changed=%v",
+						i, st.ok, st.since, got, changed, st.want, st.wantChanged)
+				}
+				if next := tr.interval(st.since); next != st.wantInterval {
+					t.Fatalf("step %d: next check in %v, want %v", i, next, st.wantInterval)
+				}
+			}
+		})
+	}
+}
+
 func TestStatusString(t *testing.T) {
 	for s, want := range map[Status]string{Unknown: "unknown", Healthy: "healthy", Unhealthy: "unhealthy", Status(9): "unknown"} {
 		if s.String() != want {
 			t.Errorf("%d: got %q want %q", s, s.String(), want)
+		}
+		if text, err := s.MarshalText(); string(text) != want || err != nil {
+			t.Errorf("%d: MarshalText = %q, %v", s, text, err)
 		}
 	}
 }

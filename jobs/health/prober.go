@@ -56,13 +56,14 @@ func firstDelay(interval time.Duration) time.Duration {
 }
 
 // Run checks until ctx ends, then returns, leaving no goroutine behind. It
-// must be called once. The start period is measured from the call, so call
-// it when the process starts. Checks never overlap: the next starts Interval
-// after the start of the previous one, or right after it ends if it took
-// longer. A check cut short because ctx ended is not reported.
+// must be called once. The start period and the start phase are measured
+// from the call, so call it when the process starts. Checks never overlap:
+// the next starts Interval (StartInterval in the start phase) after the
+// start of the previous one, or right after it ends if it took longer. A
+// check cut short because ctx ended is not reported.
 func (p *Prober) Run(ctx context.Context) {
 	start := time.Now()
-	timer := time.NewTimer(firstDelay(p.policy.Interval))
+	timer := time.NewTimer(firstDelay(p.tracker.interval(0)))
 	defer timer.Stop()
 	for {
 		select {
@@ -79,7 +80,7 @@ func (p *Prober) Run(ctx context.Context) {
 		status, changed := p.tracker.observe(err == nil, began.Sub(start))
 		p.logResult(status, changed, err, took)
 		p.report(Result{Status: status, Changed: changed, Err: err, Duration: took})
-		timer.Reset(max(p.policy.Interval-time.Since(began), 0))
+		timer.Reset(max(p.tracker.interval(began.Sub(start))-time.Since(began), 0))
 	}
 }
 

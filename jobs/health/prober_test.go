@@ -307,3 +307,53 @@ func TestProberExecEndToEnd(t *testing.T) {
 		assertGroupGone(t, pid)
 	}
 }
+
+// Issue 10 item 3: with a start interval, an app that answers after a few
+// failed checks passes at once, not an Interval (here an hour) later.
+func TestProberStartIntervalPassesSoon(t *testing.T) {
+	var checks atomic.Int32
+	c := checkerFunc(func(context.Context) error {
+		if checks.Add(1) <= 3 {
+			return errors.New("starting")
+		}
+		return nil
+	})
+	var got results
+	runProber(t, NewProber(c, Policy{Interval: time.Hour, StartInterval: 5 * time.Millisecond, Timeout: time.Second}, nil, got.add))
+	waitFor(t, 5*time.Second, "healthy", func() bool {
+		res := got.snapshot()
+		return len(res) > 0 && res[len(res)-1].Status == Healthy
+	})
+	if n := checks.Load(); n != 4 {
+		t.Errorf("%d checks, want 4 (three failures, then the pass; then the regular hour)", n)
+	}
+}
+
+// The fast checks of the start phase do not bring the unhealthy verdict
+// sooner than the regular schedule would: with threshold 2, not before one
+// Interval, however many fast checks failed.
+func TestProberStartPhaseDoesNotHurryUnhealthy(t *testing.T) {
+	const interval = 300 * time.Millisecond
+	var checks atomic.Int32
+	c := checkerFunc(func(context.Context) error { checks.Add(1); return errors.New("still starting") })
+	var got results
+	start := time.Now()
+	runProber(t, NewProber(c, Policy{Interval: interval, StartInterval: 5 * time.Millisecond, Timeout: time.Second,
+		HealthyThreshold: 1, UnhealthyThreshold: 2}, nil, got.add))
+	var unhealthyAfter time.Duration
+	waitFor(t, 5*time.Second, "unhealthy", func() bool {
+		for _, r := range got.snapshot() {
+			if r.Status == Unhealthy {
+				unhealthyAfter = time.Since(start)
+				return true
+			}
+		}
+		return false
+	})
+	if unhealthyAfter < interval {
+		t.Errorf("unhealthy after %v, before one interval (%v)", unhealthyAfter, interval)
+	}
+	if n := checks.Load(); n < 3 {
+		t.Errorf("only %d checks: the start phase did not check fast", n)
+	}
+}
