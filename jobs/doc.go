@@ -1,14 +1,48 @@
 // Package jobs supervises processes: one Job is one goroutine (Run) owning
 // one pure state machine (next, in machine.go) and at most one live process
 // group. Everything outside talks to a job through events (Stop, Kill,
-// Forward) and learns about it through StateChanges on the Bus, whose
-// Publish never blocks.
+// Forward, Trigger) and learns about it through StateChanges on the Bus,
+// whose Publish never blocks.
+//
+// States (the names users write in `after:` and see in /status and
+// pilot_job_state):
+//
+//   - idle: not running and not waiting out a backoff — before the first
+//     run (waiting for its dependencies), and between the runs of a job
+//     that runs again by design: a periodic job (`every:`) between ticks, a
+//     triggered job (a watch's onChange.run) until the next change. Its last
+//     exit is in Status.LastExit and pilot_job_exits_total.
+//   - starting, running: a run is being started, is up.
+//   - healthy, unhealthy: the run's health check's verdict.
+//   - stopping: the run is being stopped (preStop, the stop signal).
+//   - restarting: the run ended and the job waits out a backoff before it
+//     runs again — restart policy, onUnhealthy: restart, a start that failed
+//     for lack of resources, a triggered job's retry; briefly also a
+//     maxMemory restart, which has no backoff.
+//   - stopped: stopped for good (pilot's shutdown), or never to start (a
+//     dependency ended without reaching its state; Status.Blocked says
+//     which).
+//   - succeeded, failed: the last run ended with code 0, or not, and no
+//     automatic run follows: failed means failed for good. The one
+//     exception is a good run of a periodic or triggered job: it publishes
+//     succeeded (not final) and then idle, so that `after: succeeded` fires
+//     on its first good run. A failed run of such a job goes straight to
+//     idle.
+//
+// Status.Runs counts the runs started; Status.Restarts only those that
+// replaced a run that ended (restart policy, onUnhealthy, maxMemory, a
+// retry), never a periodic tick or a trigger. The routine runs of periodic
+// and triggered jobs log "started" and "exited" at debug level; a run that
+// fails while no stop was asked for logs "exited" at warn.
 //
 // The package also owns process control: starting each run as the leader of
 // its own process group, signalling the group, mapping exits to shell-style
 // codes, and the Reaper. The reaper lives here rather than in pilot because
 // it must know every pid a job or hook starts: it waits only on children it
-// did not start, so it never steals an exit status from os/exec.
+// did not start, so it never steals an exit status from os/exec. It also
+// gates the runs of jobs at shutdown (CloseJobStarts): a run either starts
+// before the shutdown begins or not at all, while hooks and exec health
+// checks still start.
 //
 // Concurrency: a Job's methods are safe for concurrent use; Run must be
 // called once. Time is read only in the loop, with the monotonic clock; the

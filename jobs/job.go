@@ -2,10 +2,12 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,19 +32,29 @@ type Job struct {
 	// spawn; only Run's goroutine touches it.
 	triggerEnv []string
 
+	// stopRequested is set by Stop (or Run's ctx): a run failing after it
+	// is being stopped, not failing, for the log's level.
+	stopRequested atomic.Bool
+
 	mu     sync.Mutex
 	status Status
 }
 
 // Status is a snapshot of a job for logs, /status and tests.
 type Status struct {
-	Name     string
-	State    State
-	Final    bool
-	Pid      int // 0 when no process runs
-	Runs     int
-	Restarts int
-	LastExit *ExitStatus
+	Name  string
+	State State
+	Final bool
+	Pid   int // 0 when no process runs
+	// Runs counts the runs started (and those that could not start for
+	// good); Restarts those of them that replaced a run that ended —
+	// restart policy, onUnhealthy, maxMemory, a triggered job's retry —
+	// not periodic ticks nor triggers.
+	Runs, Restarts int
+	LastExit       *ExitStatus
+	// Blocked says why a job will never start, as "dependency migrate
+	// failed"; "" for a job that was not blocked.
+	Blocked string
 }
 
 // Deps are the shared services a Job uses.
@@ -89,7 +101,10 @@ func (j *Job) Status() Status {
 
 // Stop asks the job to stop for good: preStop, then the stop signal (the
 // job's own, else sig), then KILL at its stopTimeout. Wait on Done.
-func (j *Job) Stop(sig syscall.Signal) { j.send(evStop{Signal: sig}) }
+func (j *Job) Stop(sig syscall.Signal) {
+	j.stopRequested.Store(true)
+	j.send(evStop{Signal: sig})
+}
 
 // Kill sends SIGKILL to the job's group now, for a shutdown past its deadline.
 func (j *Job) Kill() { j.send(evKill{}) }
@@ -157,6 +172,7 @@ func (j *Job) Run(ctx context.Context) {
 		select {
 		case <-ctxDone:
 			ctxDone = nil
+			j.stopRequested.Store(true)
 			l.apply(evStop{Signal: syscall.SIGTERM})
 			l.apply(evKill{})
 		case ev := <-j.events:
@@ -174,7 +190,10 @@ func (j *Job) Run(ctx context.Context) {
 			switch ev := gate.observe(j.deps.Drain()); ev.(type) {
 			case evNeverStart:
 				j.log.Error("will never start: a dependency ended without reaching its state",
-					"dependency", gate.blockedBy)
+					"dependency", gate.blockedBy, "ended", gate.endedIn)
+				j.mu.Lock()
+				j.status.Blocked = fmt.Sprintf("dependency %s %s", gate.blockedBy.Job, gate.endedIn)
+				j.mu.Unlock()
 				depsReady = nil
 				l.apply(ev)
 			case evStart:
@@ -211,8 +230,11 @@ func (j *Job) Run(ctx context.Context) {
 
 // dependencyGate tracks which of a job's dependencies are still awaited.
 type dependencyGate struct {
-	pending   map[string]Dependency
-	blockedBy Dependency // set when a dependency can no longer be met
+	pending map[string]Dependency
+	// blockedBy is set when a dependency can no longer be met, and endedIn
+	// to the final state it ended in instead.
+	blockedBy Dependency
+	endedIn   State
 }
 
 func newDependencyGate(after []Dependency) *dependencyGate {
@@ -233,7 +255,7 @@ func (g *dependencyGate) observe(changes []StateChange) event {
 		case c.State == d.State:
 			delete(g.pending, c.Job)
 		case c.Final:
-			g.blockedBy = d
+			g.blockedBy, g.endedIn = d, c.State
 			return evNeverStart{}
 		}
 	}
@@ -300,8 +322,8 @@ func (l *loop) perform(a action) event {
 		return l.spawn()
 	case actPublish:
 		j.mu.Lock()
-		j.status.State, j.status.Final, j.status.Runs = a.State, a.Final, l.m.runs
-		j.status.Restarts = max(l.m.runs-1, 0)
+		j.status.State, j.status.Final = a.State, a.Final
+		j.status.Runs, j.status.Restarts = l.m.runs, l.m.restarts
 		if a.Exit != nil {
 			j.status.LastExit = a.Exit
 		}
@@ -346,18 +368,26 @@ func (l *loop) perform(a action) event {
 			l.proc.signal(syscall.SIGKILL)
 		}
 	case actLog:
-		j.log.Info(a.Msg, a.Args...)
+		j.log.Log(context.Background(), a.Level, a.Msg, a.Args...)
 	}
 	return nil
 }
 
 func (l *loop) spawn() event {
 	j := l.job
-	p, err := j.start()
+	p, err := j.start(func(pid int) {
+		j.log.Log(context.Background(), j.runLevel(true), "started", "pid", pid)
+	})
+	if errors.Is(err, ErrShuttingDown) {
+		return evSpawnRefused{}
+	}
 	if err != nil {
 		status, transient := classifyStartError(err)
 		if !transient {
 			j.log.Error("cannot start", "err", err, "exit", status.Code)
+			if nf := (*notFoundError)(nil); errors.As(err, &nf) {
+				j.log.Debug("command looked up in PATH", "command", nf.Name, "PATH", nf.PATH)
+			}
 		}
 		return evSpawnFailed{Status: status, Transient: transient, Jitter: rand.Float64()}
 	}
@@ -365,18 +395,49 @@ func (l *loop) spawn() event {
 	j.mu.Lock()
 	j.status.Pid = p.pid
 	j.mu.Unlock()
-	j.log.Info("started", "pid", p.pid)
 	l.startProbe()
 	l.background.Add(1)
 	go func() {
 		defer l.background.Done()
 		status := p.wait(j.reaper)
 		uptime := time.Since(p.started)
-		j.log.Info("exited", "pid", p.pid, "code", status.Code, "signal", status.Signal, "uptime", uptime)
+		// The exit line comes after the run's last output line, but a
+		// descendant holding the output open must not hold up the exit:
+		// after exitLogWait it is reported anyway, and the output drains on.
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			p.finishOutput()
+		}()
+		wait := time.NewTimer(exitLogWait)
+		select {
+		case <-drained:
+		case <-wait.C:
+		}
+		wait.Stop()
+		j.log.Log(context.Background(), j.runLevel(status.Success()), "exited",
+			"pid", p.pid, "code", status.Code, "signal", status.Signal, "uptime", uptime)
 		l.exits <- evExited{Status: status, Uptime: uptime, Jitter: rand.Float64()}
-		p.finishOutput()
+		<-drained
 	}()
 	return evSpawned{}
+}
+
+// exitLogWait bounds how long a run's exit waits for its output to drain,
+// so that its "exited" line follows its last output line.
+const exitLogWait = 200 * time.Millisecond
+
+// runLevel is the level of a run's "started" and "exited" lines: debug
+// for the routine runs of a periodic or triggered job, warn for a run that
+// failed while no stop was asked for, info otherwise.
+func (j *Job) runLevel(ok bool) slog.Level {
+	switch {
+	case !ok && !j.stopRequested.Load():
+		return slog.LevelWarn
+	case j.spec.Policy.Every > 0 || j.spec.Policy.Triggered:
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // startProbe runs the job's health probe for the run just started. Its

@@ -3,8 +3,13 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -239,5 +244,122 @@ func TestJobStdoutLines(t *testing.T) {
 	}
 	if got := h.out.String(); got != "sensor | oops\n" {
 		t.Errorf("pilot's output %q: want only the stderr line", got)
+	}
+}
+
+// logTo makes the harness log, at debug level, to w.
+func (h *harness) logTo(w io.Writer) {
+	h.deps.Log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// Issue 10 item 4: a missing or non-directory dir is blamed, not the
+// command, with 126: the command may well be there.
+func TestJobMissingDirIsBlamed(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for dir, want := range map[string]string{
+		"/no/such/dir": `dir "/no/such/dir": no such file or directory`,
+		file:           fmt.Sprintf("dir %q: not a directory", file),
+	} {
+		h := newHarness(t)
+		spec := shellSpec("app", "pwd")
+		spec.Dir = dir
+		j := New(spec, h.deps)
+		runAll(j).Wait()
+		st := j.Status()
+		if st.LastExit == nil || st.LastExit.Code != 126 || st.LastExit.Err == nil || st.LastExit.Err.Error() != want {
+			t.Errorf("dir %s: last exit %v, want 126 (%s)", dir, st.LastExit, want)
+		}
+	}
+}
+
+// Issue 10 item 9: the lookup error says it once, without the PATH.
+func TestLookPathError(t *testing.T) {
+	for path, want := range map[string]string{
+		"/usr/bin:/bin": `exec "nosuchcmd": not found in PATH`,
+		"":              `exec "nosuchcmd": not found (PATH is empty)`,
+	} {
+		_, err := LookPath("nosuchcmd", []string{"PATH=" + path})
+		if err == nil || err.Error() != want || !errors.Is(err, exec.ErrNotFound) {
+			t.Errorf("PATH %q: got %v, want %q wrapping exec.ErrNotFound", path, err, want)
+		}
+	}
+}
+
+// Issue 10 item 22: a prefixed job's "exited" line comes after its last
+// output line, both written through one sink as in pilot.
+func TestJobExitedLineFollowsItsOutput(t *testing.T) {
+	h := newHarness(t)
+	sink := output.NewSink(h.out)
+	h.deps.Stdout, h.deps.Stderr = sink, sink
+	h.logTo(sink)
+	j := New(shellSpec("app", `i=0; while [ $i -lt 2000 ]; do echo "line $i ................................................................"; i=$((i+1)); done`), h.deps)
+	runAll(j).Wait()
+	got := h.out.String()
+	last, exited := strings.Index(got, "app | line 1999 "), strings.Index(got, "msg=exited")
+	if last < 0 || exited < 0 || exited < last {
+		t.Fatalf("the exited line (at %d) does not follow the last output line (at %d)", exited, last)
+	}
+}
+
+// Issue 10 item 21: a periodic job's runs are runs, not restarts; routine
+// runs log at debug, a failed one at warn.
+func TestPeriodicRunsAreNotRestarts(t *testing.T) {
+	h := newHarness(t)
+	var log syncBuffer
+	h.logTo(&log)
+	marker := filepath.Join(t.TempDir(), "ran")
+	spec := shellSpec("cron", `if [ -e `+marker+` ]; then exit 3; fi; touch `+marker)
+	spec.Policy.Every = 20 * time.Millisecond
+	j := New(spec, h.deps)
+	wg := runAll(j)
+	deadline := time.Now().Add(5 * time.Second)
+	for j.Status().Runs < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v", j.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	j.Stop(syscall.SIGTERM)
+	wg.Wait()
+	if st := j.Status(); st.Restarts != 0 || st.State != Stopped {
+		t.Errorf("status %+v: want no restarts", st)
+	}
+	lines := log.String()
+	for _, want := range []string{"level=DEBUG msg=started", "level=DEBUG msg=exited job=cron pid=", "level=WARN msg=exited job=cron pid="} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("no %q in the log:\n%s", want, lines)
+		}
+	}
+	if strings.Contains(lines, "level=INFO msg=started") || strings.Contains(lines, "level=INFO msg=exited") {
+		t.Errorf("a routine run logged at info:\n%s", lines)
+	}
+}
+
+// Issue 10 items 2 and 22: a job whose dependency failed for good says why
+// it will never start, for the supervisor's reason.
+func TestJobBlockedByAFailedDependency(t *testing.T) {
+	h := newHarness(t)
+	first := New(shellSpec("migrate", "exit 5"), h.deps)
+	spec := shellSpec("app", "echo never")
+	spec.After = []Dependency{{Job: "migrate", State: Succeeded}}
+	app := New(spec, h.deps)
+	runAll(app, first).Wait()
+	if st := app.Status(); st.Blocked != "dependency migrate failed" || st.Runs != 0 || !st.Final {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+// Issue 10 item 20: states read as their names in JSON logs.
+func TestStateInJSON(t *testing.T) {
+	var b bytes.Buffer
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("x", "state", Restarting)
+	if !strings.Contains(b.String(), `"state":"restarting"`) {
+		t.Fatalf("got %s", b.String())
+	}
+	if States()[len(States())-1] != Failed || len(States()) != len(stateNames) {
+		t.Fatalf("States() = %v", States())
 	}
 }

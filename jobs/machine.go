@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"log/slog"
 	"syscall"
 	"time"
 )
@@ -60,6 +61,12 @@ type machine struct {
 	signalled bool
 	// restartPending is true while a backoff timer runs.
 	restartPending bool
+	// spawnRestarts says that the spawn under way replaces a run that
+	// ended (restart policy, onUnhealthy, maxMemory, a triggered job's
+	// retry); retryRestarts says the same of the spawn restartPending
+	// waits for. A retried spawn that failed for lack of resources keeps
+	// what the failed one was.
+	spawnRestarts, retryRestarts bool
 	// failures counts restarts since the last stable run; it picks the
 	// backoff step and is compared with MaxRestarts.
 	failures int
@@ -71,14 +78,17 @@ type machine struct {
 	// recycling is set while a run is stopped to be started again at once
 	// (maxMemory); it is not a failure and has no backoff.
 	recycling bool
-	// ready is set once a triggered job's dependencies are met.
+	// ready is set once the job's dependencies are met (evStart).
 	ready bool
 	// triggerPending is set by a trigger that could not run at once; the
 	// next spawn serves it, as every spawn takes the latest trigger.
 	triggerPending bool
-	// runs counts every spawn; restarts is every spawn after the first.
-	runs int
-	last *ExitStatus
+	// runs counts the runs started, and those that could not start for
+	// good (a missing command); restarts counts those of them that
+	// replaced a run that ended (spawnRestarts). Periodic ticks and
+	// triggers start runs, not restarts.
+	runs, restarts int
+	last           *ExitStatus
 }
 
 type event interface{ isEvent() }
@@ -97,7 +107,10 @@ type (
 		Transient bool
 		Jitter    float64
 	}
-	evExited struct {
+	// evSpawnRefused: pilot's shutdown had begun, so the run was not
+	// started (Reaper.CloseJobStarts).
+	evSpawnRefused struct{}
+	evExited       struct {
 		Status ExitStatus
 		Uptime time.Duration
 		Jitter float64
@@ -127,6 +140,7 @@ func (evStart) isEvent()        {}
 func (evNeverStart) isEvent()   {}
 func (evSpawned) isEvent()      {}
 func (evSpawnFailed) isEvent()  {}
+func (evSpawnRefused) isEvent() {}
 func (evExited) isEvent()       {}
 func (evRestartDue) isEvent()   {}
 func (evTick) isEvent()         {}
@@ -159,8 +173,9 @@ type (
 	actStartTicker     struct{ Every time.Duration }
 	// actLog reports a decision worth a line in pilot's log.
 	actLog struct {
-		Msg  string
-		Args []any
+		Level slog.Level
+		Msg   string
+		Args  []any
 	}
 )
 
@@ -189,16 +204,14 @@ func (m machine) to(s State, final bool, exit *ExitStatus) (machine, action) {
 func next(m machine, ev event) (machine, []action) {
 	switch ev := ev.(type) {
 	case evStart:
-		if m.state != Idle || m.shutdown || m.runs > 0 || m.ready {
+		if m.ready || m.shutdown || m.final {
 			return m, nil
 		}
-		if m.policy.Triggered {
-			m.ready = true
-			if !m.triggerPending {
-				return m, nil
-			}
+		m.ready = true
+		if m.policy.Triggered && !m.triggerPending {
+			return m, nil
 		}
-		m, acts := m.spawn()
+		m, acts := m.spawn(false)
 		if m.periodic() {
 			acts = append(acts, actStartTicker{m.policy.Every})
 		}
@@ -212,7 +225,7 @@ func next(m machine, ev event) (machine, []action) {
 			m.triggerPending = true
 			return m, nil
 		}
-		return m.spawn()
+		return m.spawn(false)
 
 	case evForward:
 		if !m.alive {
@@ -229,6 +242,7 @@ func next(m machine, ev event) (machine, []action) {
 
 	case evSpawned:
 		m.alive = true
+		m = m.counted()
 		m, pub := m.to(Running, false, nil)
 		acts := []action{pub}
 		if m.policy.Timeout > 0 {
@@ -240,14 +254,20 @@ func next(m machine, ev event) (machine, []action) {
 		if ev.Transient && !m.shutdown {
 			delay := m.policy.Backoff.delay(m.failures, ev.Jitter)
 			m.failures++
-			m.restartPending = true
-			m.state = Idle
+			m.restartPending, m.retryRestarts = true, m.spawnRestarts
+			m, pub := m.to(Restarting, false, nil)
 			return m, []action{
-				actLog{"cannot start, will retry", []any{"err", ev.Status.Err, "in", delay}},
+				pub,
+				actLog{slog.LevelWarn, "cannot start, will retry", []any{"err", ev.Status.Err, "in", delay}},
 				actScheduleRestart{delay},
 			}
 		}
-		return m.exited(ev.Status, 0, ev.Jitter)
+		return m.counted().exited(ev.Status, 0, ev.Jitter)
+
+	case evSpawnRefused:
+		m.shutdown = true
+		m, pub := m.to(Stopped, true, m.last)
+		return m, []action{pub, actLog{slog.LevelInfo, "not started: shutdown under way", nil}}
 
 	case evExited:
 		m.alive = false
@@ -258,23 +278,23 @@ func next(m machine, ev event) (machine, []action) {
 			return m, nil
 		}
 		m.restartPending = false
-		return m.spawn()
+		return m.spawn(m.retryRestarts)
 
 	case evTick:
-		if !m.periodic() || m.shutdown || m.final || m.runs == 0 || m.restartPending {
+		if !m.periodic() || m.shutdown || m.final || !m.ready || m.restartPending {
 			return m, nil
 		}
 		if m.alive {
-			return m, []action{actLog{"previous run still going, skipping this tick", nil}}
+			return m, []action{actLog{slog.LevelWarn, "previous run still going, skipping this tick", nil}}
 		}
-		return m.spawn()
+		return m.spawn(false)
 
 	case evTimeout:
 		if !m.alive || m.signalled {
 			return m, nil
 		}
 		m.timedOut = true
-		return m.beginStop([]action{actLog{"run timed out, stopping it", []any{"timeout", m.policy.Timeout}}}, m.policy.StopSignal)
+		return m.beginStop([]action{actLog{slog.LevelWarn, "run timed out, stopping it", []any{"timeout", m.policy.Timeout}}}, m.policy.StopSignal)
 
 	case evStop:
 		if m.shutdown {
@@ -317,7 +337,7 @@ func next(m machine, ev event) (machine, []action) {
 			return m, nil
 		}
 		m.recycling = true
-		log := actLog{"memory above maxMemory: restarting gracefully", []any{"rss", ev.RSS, "maxMemory", m.policy.MaxMemory, "samples", memorySamples}}
+		log := actLog{slog.LevelWarn, "memory above maxMemory: restarting gracefully", []any{"rss", ev.RSS, "maxMemory", m.policy.MaxMemory, "samples", memorySamples}}
 		if m.policy.HasPreStop {
 			m, pub := m.to(Stopping, false, nil)
 			return m, []action{log, pub, actRunPreStop{}}
@@ -337,7 +357,7 @@ func next(m machine, ev event) (machine, []action) {
 			return m, []action{pub}
 		}
 		m.unhealthyRestart = true
-		return m.beginStop([]action{pub, actLog{"unhealthy: restarting", nil}}, m.policy.StopSignal)
+		return m.beginStop([]action{pub, actLog{slog.LevelWarn, "unhealthy: restarting", nil}}, m.policy.StopSignal)
 
 	case evPreStopped:
 		if !m.alive || m.signalled {
@@ -354,13 +374,23 @@ func next(m machine, ev event) (machine, []action) {
 	return m, nil
 }
 
-func (m machine) spawn() (machine, []action) {
-	m.runs++
+// spawn starts a run; restart says it replaces a run that ended.
+func (m machine) spawn(restart bool) (machine, []action) {
+	m.spawnRestarts = restart
 	m.triggerPending = false
 	m.timedOut, m.signalled, m.recycling, m.unhealthyRestart = false, false, false, false
 	m.overMemory = 0
 	m, pub := m.to(Starting, false, nil)
 	return m, []action{pub, actSpawn{}}
+}
+
+// counted counts the spawn under way as a run (and a restart if it is one).
+func (m machine) counted() machine {
+	m.runs++
+	if m.spawnRestarts {
+		m.restarts++
+	}
+	return m
 }
 
 // beginStop sends the stop signal to the group and arms the KILL timer.
@@ -377,7 +407,10 @@ func (m machine) beginStop(acts []action, sig syscall.Signal) (machine, []action
 	return m, append(acts, actSignal{sig}, actArmKill{m.policy.StopTimeout})
 }
 
-// exited decides what follows the end of a run.
+// exited decides what follows the end of a run. Succeeded and Failed are
+// said only when no automatic run follows; a job that waits out a backoff
+// is Restarting, and one that runs again by design (periodic, triggered)
+// is Idle between runs.
 func (m machine) exited(status ExitStatus, uptime time.Duration, jitter float64) (machine, []action) {
 	m.last = &status
 	if m.shutdown {
@@ -385,20 +418,19 @@ func (m machine) exited(status ExitStatus, uptime time.Duration, jitter float64)
 		return m, []action{pub}
 	}
 	if m.recycling {
-		m, pub := m.to(Stopped, false, &status)
-		m, acts := m.spawn()
+		m, pub := m.to(Restarting, false, &status)
+		m, acts := m.spawn(true)
 		return m, append([]action{pub}, acts...)
+	}
+	if m.periodic() {
+		return m.betweenRuns(status)
+	}
+	if m.policy.Triggered {
+		return m.triggeredExited(status, jitter)
 	}
 	state := Succeeded
 	if !status.Success() {
 		state = Failed
-	}
-	if m.periodic() {
-		m, pub := m.to(state, false, &status)
-		return m, []action{pub}
-	}
-	if m.policy.Triggered {
-		return m.triggeredExited(state, status, jitter)
 	}
 	if m.policy.Backoff.ResetAfter > 0 && uptime >= m.policy.Backoff.ResetAfter {
 		m.failures = 0
@@ -411,32 +443,48 @@ func (m machine) exited(status ExitStatus, uptime time.Duration, jitter float64)
 	}
 	if m.policy.MaxRestarts >= 0 && m.failures >= m.policy.MaxRestarts {
 		m, pub := m.to(state, true, &status)
-		return m, []action{pub, actLog{"giving up: restart limit reached", []any{"max", m.policy.MaxRestarts}}}
+		return m, []action{pub, actLog{slog.LevelError, "giving up: restart limit reached", []any{"max", m.policy.MaxRestarts}}}
 	}
 	delay := m.policy.Backoff.delay(m.failures, jitter)
 	m.failures++
-	m.restartPending = true
-	m, pub := m.to(state, false, &status)
-	return m, []action{pub, actScheduleRestart{delay}, actLog{"restarting", []any{"in", delay, "restart", m.failures}}}
+	m.restartPending, m.retryRestarts = true, true
+	m, pub := m.to(Restarting, false, &status)
+	return m, []action{pub, actScheduleRestart{delay}, actLog{slog.LevelInfo, "restarting", []any{"in", delay, "restart", m.failures}}}
+}
+
+// betweenRuns ends a run of a job that runs again by design: a good run
+// publishes Succeeded (not final, so that `after: succeeded` fires on it),
+// then the job is Idle until its next tick or trigger. A failed run goes
+// straight to Idle, carrying its exit: it is not failed for good.
+func (m machine) betweenRuns(status ExitStatus) (machine, []action) {
+	var acts []action
+	idleExit := &status
+	if status.Success() {
+		var pub action
+		m, pub = m.to(Succeeded, false, &status)
+		acts, idleExit = append(acts, pub), nil
+	}
+	m, pub := m.to(Idle, false, idleExit)
+	return m, append(acts, pub)
 }
 
 // triggeredExited retries a failed run of a triggered job per its policy,
 // else waits for the next trigger, running at once if one came meanwhile.
-func (m machine) triggeredExited(state State, status ExitStatus, jitter float64) (machine, []action) {
-	retry := state == Failed && m.policy.Restart == RestartOnFailure &&
+func (m machine) triggeredExited(status ExitStatus, jitter float64) (machine, []action) {
+	retry := !status.Success() && m.policy.Restart == RestartOnFailure &&
 		(m.policy.MaxRestarts < 0 || m.failures < m.policy.MaxRestarts)
 	if retry {
 		delay := m.policy.Backoff.delay(m.failures, jitter)
 		m.failures++
-		m.restartPending = true
-		m, pub := m.to(state, false, &status)
-		return m, []action{pub, actScheduleRestart{delay}, actLog{"run failed, retrying", []any{"in", delay, "retry", m.failures}}}
+		m.restartPending, m.retryRestarts = true, true
+		m, pub := m.to(Restarting, false, &status)
+		return m, []action{pub, actScheduleRestart{delay}, actLog{slog.LevelWarn, "run failed, retrying", []any{"in", delay, "retry", m.failures}}}
 	}
 	m.failures = 0
-	m, pub := m.to(state, false, &status)
+	m, acts := m.betweenRuns(status)
 	if !m.triggerPending {
-		return m, []action{pub}
+		return m, acts
 	}
-	m, acts := m.spawn()
-	return m, append([]action{pub}, acts...)
+	m, spawn := m.spawn(false)
+	return m, append(acts, spawn...)
 }

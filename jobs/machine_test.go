@@ -1,7 +1,9 @@
 package jobs
 
 import (
+	"log/slog"
 	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -71,8 +73,8 @@ func TestExitDecisions(t *testing.T) {
 		{"never, success", policy(RestartNever, -1), 0, Succeeded, true, false},
 		{"never, failure", policy(RestartNever, -1), 3, Failed, true, false},
 		{"on-failure, clean exit is not restarted (C21)", policy(RestartOnFailure, -1), 0, Succeeded, true, false},
-		{"on-failure, failure restarts", policy(RestartOnFailure, -1), 1, Failed, false, true},
-		{"always, success restarts", policy(RestartAlways, -1), 0, Succeeded, false, true},
+		{"on-failure, failure restarts", policy(RestartOnFailure, -1), 1, Restarting, false, true},
+		{"always, success restarts", policy(RestartAlways, -1), 0, Restarting, false, true},
 		{"max 0 means no restart", policy(RestartAlways, 0), 1, Failed, true, false},
 	}
 	for _, tt := range tests {
@@ -277,7 +279,7 @@ func TestPeriodic(t *testing.T) {
 		t.Fatal("timeout did not stop the run")
 	}
 	m, acts = run(m, evExited{Status: ExitStatus{Code: 143, Signal: 15}})
-	if pub := lastPublish(t, acts); pub.State != Failed || pub.Final {
+	if pub := lastPublish(t, acts); pub.State != Idle || pub.Final || pub.Exit == nil || pub.Exit.Code != 143 {
 		t.Fatalf("got %+v", pub)
 	}
 	_, acts = run(m, evTick{})
@@ -401,8 +403,8 @@ func TestTriggeredRunsOnlyOnTrigger(t *testing.T) {
 	if spawns(acts) != 1 {
 		t.Fatalf("want one run per trigger, got %d", spawns(acts))
 	}
-	if p := lastPublish(t, acts); p.State != Succeeded || p.Final {
-		t.Fatalf("after a run: %+v, want Succeeded and not final", p)
+	if got := published(acts); got != "starting running succeeded idle" {
+		t.Fatalf("a run published %q, want it to end succeeded (not final), then idle", got)
 	}
 	_, acts = run(m, evTrigger{})
 	if spawns(acts) != 1 {
@@ -461,5 +463,132 @@ func TestTriggerIgnoredAfterStop(t *testing.T) {
 	}
 	if _, acts := run(machine{policy: policy(RestartNever, -1)}, evStart{}, evSpawned{}, exit(0, 0), evTrigger{}); spawns(acts) != 1 {
 		t.Fatal("a trigger ran a job that is not triggered")
+	}
+}
+
+// published lists the states acts publish, a final one marked with "!".
+func published(acts []action) string {
+	var out []string
+	for _, a := range acts {
+		if p, ok := a.(actPublish); ok {
+			s := p.State.String()
+			if p.Final {
+				s += "!"
+			}
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// Issue 10 item 2: failed and succeeded are said only when no automatic run
+// follows; a job waiting out a backoff is restarting; a job that runs again
+// by design is idle between runs, a good run passing through succeeded.
+func TestStatesBetweenRuns(t *testing.T) {
+	periodic := policy(RestartOnFailure, 3)
+	periodic.Every = time.Minute
+	unhealthy := policy(RestartNever, -1)
+	unhealthy.RestartUnhealthy = true
+	memory := policy(RestartNever, -1)
+	memory.MaxMemory = 1
+	spawned := []event{evStart{}, evSpawned{}}
+	tests := []struct {
+		name    string
+		m       machine
+		events  []event
+		want    string
+		runs    int
+		restart int
+	}{
+		{"on-failure: each crash is restarting until the limit, then failed for good",
+			machine{policy: policy(RestartOnFailure, 2)},
+			append(spawned, exit(1, 0), evRestartDue{}, evSpawned{}, exit(1, 0), evRestartDue{}, evSpawned{}, exit(1, 0)),
+			"starting running restarting starting running restarting starting running failed!", 3, 2},
+		{"on-failure: a clean exit after a crash is succeeded for good",
+			machine{policy: policy(RestartOnFailure, 2)},
+			append(spawned, exit(1, 0), evRestartDue{}, evSpawned{}, exit(0, 0)),
+			"starting running restarting starting running succeeded!", 2, 1},
+		{"never: a crash is failed at once",
+			machine{policy: policy(RestartNever, -1)}, append(spawned, exit(1, 0)),
+			"starting running failed!", 1, 0},
+		{"a stop during the backoff is stopped for good",
+			machine{policy: policy(RestartAlways, -1)}, append(spawned, exit(0, 0), evStop{Signal: syscall.SIGTERM}),
+			"starting running restarting stopped!", 1, 0},
+		{"onUnhealthy: restart waits out the backoff as restarting",
+			machine{policy: unhealthy},
+			append(spawned, evHealth{Healthy: false}, evExited{Status: ExitStatus{Code: 143, Signal: 15}}, evRestartDue{}, evSpawned{}),
+			"starting running unhealthy stopping restarting starting running", 2, 1},
+		{"maxMemory: a graceful restart passes through restarting, counted as a restart",
+			machine{policy: memory},
+			append(spawned, evMemorySample{2}, evMemorySample{2}, evMemorySample{2}, evExited{Status: ExitStatus{Code: 143, Signal: 15}}, evSpawned{}),
+			"starting running stopping restarting starting running", 2, 1},
+		{"a transient spawn failure is restarting, and its retry is not a restart",
+			machine{policy: policy(RestartNever, -1)},
+			[]event{evStart{}, evSpawnFailed{Status: ExitStatus{Code: 1}, Transient: true}, evRestartDue{}, evSpawned{}, exit(0, 0)},
+			"starting restarting starting running succeeded!", 1, 0},
+		{"periodic: a good run is succeeded then idle; a failed one idle; neither is a restart",
+			machine{policy: periodic},
+			append(spawned, exit(0, 0), evTick{}, evSpawned{}, exit(1, 0), evTick{}, evSpawned{}),
+			"starting running succeeded idle starting running idle starting running", 3, 0},
+		{"periodic: stopped between runs is stopped for good",
+			machine{policy: periodic}, append(spawned, exit(1, 0), evStop{Signal: syscall.SIGTERM}),
+			"starting running idle stopped!", 1, 0},
+		{"triggered: runs are not restarts, a retry is",
+			triggered(RestartOnFailure, 1),
+			[]event{evStart{}, evTrigger{}, evSpawned{}, exit(0, 0), evTrigger{}, evSpawned{}, exit(1, 0), evRestartDue{}, evSpawned{}, exit(1, 0)},
+			"starting running succeeded idle starting running restarting starting running idle", 3, 1},
+		{"a missing command counts as a run that failed",
+			machine{policy: policy(RestartNever, -1)}, []event{evStart{}, evSpawnFailed{Status: ExitStatus{Code: 127}}},
+			"starting failed!", 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, acts := run(tt.m, tt.events...)
+			if got := published(acts); got != tt.want {
+				t.Errorf("published %q\n          want %q", got, tt.want)
+			}
+			if m.runs != tt.runs || m.restarts != tt.restart {
+				t.Errorf("runs %d restarts %d, want %d and %d", m.runs, m.restarts, tt.runs, tt.restart)
+			}
+		})
+	}
+}
+
+// Every exit is published once, on the change that reports it, for
+// LastExit and pilot_job_exits_total.
+func TestExitPublishedOnce(t *testing.T) {
+	p := policy(RestartNever, -1)
+	p.Every = time.Minute
+	for _, code := range []int{0, 1} {
+		_, acts := run(machine{policy: p}, evStart{}, evSpawned{}, exit(code, 0))
+		n := 0
+		for _, a := range acts {
+			if pub, ok := a.(actPublish); ok && pub.Exit != nil {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("code %d: the exit was published %d times", code, n)
+		}
+	}
+}
+
+// Issue 10 item 3: a spawn refused because shutdown began ends the job for
+// good without counting a run, and nothing spawns after it.
+func TestSpawnRefusedAtShutdown(t *testing.T) {
+	m, acts := run(machine{policy: policy(RestartAlways, -1)}, evStart{}, evSpawnRefused{})
+	if got := published(acts); got != "starting stopped!" || m.runs != 0 || !m.done() {
+		t.Fatalf("published %q, runs %d, done %v", got, m.runs, m.done())
+	}
+	if _, acts := run(m, evRestartDue{}, evTick{}, evTrigger{}); spawns(acts) != 0 {
+		t.Fatal("spawned after a refusal")
+	}
+}
+
+// Issue 10 item 22: giving up decides the container's fate, so it is an error.
+func TestGiveUpIsAnError(t *testing.T) {
+	_, acts := run(machine{policy: policy(RestartOnFailure, 0)}, evStart{}, evSpawned{}, exit(1, 0))
+	if l, ok := has[actLog](acts); !ok || l.Level != slog.LevelError || l.Msg != "giving up: restart limit reached" {
+		t.Fatalf("got %+v", l)
 	}
 }

@@ -41,7 +41,10 @@ func (j *Job) env() []string {
 	return append(slices.Clip(j.spec.Env), j.triggerEnv...)
 }
 
-func (j *Job) start() (*process, error) {
+// start starts a run through the reaper's shutdown gate, calling started
+// (with the pid) under the gate's lock; it fails with ErrShuttingDown once
+// the gate is closed.
+func (j *Job) start(started func(pid int)) (*process, error) {
 	path, err := LookPath(j.spec.Argv[0], j.spec.Env)
 	if err != nil {
 		return nil, err
@@ -71,10 +74,13 @@ func (j *Job) start() (*process, error) {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = stdout.Child, stderr.Child
-	started := time.Now()
-	if err := j.reaper.Start(cmd); err != nil {
+	startedAt := time.Now()
+	if err := j.reaper.StartJob(cmd, func() { started(cmd.Process.Pid) }); err != nil {
 		stdout.Abort()
 		stderr.Abort()
+		if !errors.Is(err, ErrShuttingDown) {
+			err = blameDir(err, j.spec.Dir)
+		}
 		return nil, err
 	}
 	stdout.Started()
@@ -84,7 +90,7 @@ func (j *Job) start() (*process, error) {
 		cmd:     cmd,
 		pid:     pid,
 		pgid:    pid,
-		started: started,
+		started: startedAt,
 		finishOutput: func() {
 			var wg sync.WaitGroup
 			for _, a := range []*output.Attachment{stdout, stderr} {
@@ -143,14 +149,46 @@ func exitStatus(err error) ExitStatus {
 	return ExitStatus{Code: 1, Err: err}
 }
 
+// dirError is a start that failed because the working directory is not
+// there: the kernel reports the chdir's ENOENT as the command's.
+type dirError struct {
+	dir string
+	err error
+}
+
+func (e *dirError) Error() string { return fmt.Sprintf("dir %q: %v", e.dir, e.err) }
+func (e *dirError) Unwrap() error { return e.err }
+
+// blameDir turns a failed start into a dirError when dir is missing or not
+// a directory. It looks only after a failure, so a good start costs nothing.
+func blameDir(err error, dir string) error {
+	if dir == "" {
+		return err
+	}
+	fi, statErr := os.Stat(dir)
+	var pe *fs.PathError
+	switch {
+	case errors.As(statErr, &pe):
+		return &dirError{dir: dir, err: pe.Err}
+	case statErr == nil && !fi.IsDir():
+		return &dirError{dir: dir, err: unix.ENOTDIR}
+	}
+	return err
+}
+
 // classifyStartError maps a failed start to the shell's codes — 127 for a
-// command that is not there, 126 for one that cannot run — or reports it as
+// command that is not there, 126 for one that cannot run (a missing working
+// directory included: the command may well be there) — or reports it as
 // transient (out of processes, memory or descriptors), to be retried.
 func classifyStartError(err error) (ExitStatus, bool) {
 	for _, e := range []error{unix.EAGAIN, unix.ENOMEM, unix.EMFILE, unix.ENFILE} {
 		if errors.Is(err, e) {
 			return ExitStatus{Code: 1, Err: err}, true
 		}
+	}
+	var de *dirError
+	if errors.As(err, &de) {
+		return ExitStatus{Code: 126, Err: err}, false
 	}
 	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 		return ExitStatus{Code: 127, Err: err}, false
@@ -183,8 +221,24 @@ func LookPath(name string, env []string) (string, error) {
 			return candidate, nil
 		}
 	}
-	return "", fmt.Errorf("exec %q: %w in PATH %q", name, exec.ErrNotFound, path)
+	return "", &notFoundError{Name: name, PATH: path}
 }
+
+// notFoundError is LookPath's error: name is in no directory of PATH. Its
+// message leaves the PATH out (it can be long); log PATH at debug level.
+type notFoundError struct {
+	Name, PATH string
+}
+
+func (e *notFoundError) Error() string {
+	if e.PATH == "" {
+		return fmt.Sprintf("exec %q: not found (PATH is empty)", e.Name)
+	}
+	return fmt.Sprintf("exec %q: not found in PATH", e.Name)
+}
+
+// Unwrap makes errors.Is(err, exec.ErrNotFound) hold, as for os/exec.
+func (e *notFoundError) Unwrap() error { return exec.ErrNotFound }
 
 // runHook runs a preStop or postStop hook to completion, killing its
 // process group at the hook's timeout.
@@ -209,7 +263,7 @@ func (j *Job) runHook(ctx context.Context, which string, h *Hook) {
 	log.Info("running hook")
 	start := time.Now()
 	if err := j.reaper.Start(cmd); err != nil {
-		log.Error("hook cannot start", "err", err)
+		log.Error("hook cannot start", "err", blameDir(err, cmd.Dir))
 		return
 	}
 	status := exitStatus(j.reaper.Wait(cmd))

@@ -27,13 +27,19 @@ import (
 // reaper waits only on children it does not know, pid by pid. Start holds
 // startMu for reading across fork and registration, and a scan holds it for
 // writing, so a scan never sees a child that is started but not yet known.
+//
+// The same lock gates the runs of jobs at shutdown: StartJob checks the gate
+// under it, across the fork, and CloseJobStarts takes it for writing, so a
+// run either started (and said so) before the gate closed, or never starts.
 type Reaper struct {
 	log  *slog.Logger
 	self int
 
 	startMu sync.RWMutex
-	mu      sync.Mutex
-	ours    map[int]struct{}
+	// jobStartsClosed is set by CloseJobStarts; guarded by startMu.
+	jobStartsClosed bool
+	mu              sync.Mutex
+	ours            map[int]struct{}
 
 	kick   chan struct{}
 	reaped uint64 // guarded by startMu (written only during a scan)
@@ -60,10 +66,15 @@ func BecomeSubreaper() error {
 	return nil
 }
 
-// Start starts cmd and records its pid as pilot's own.
+// Start starts cmd and records its pid as pilot's own. Hooks, health
+// checks and reload commands start this way, during a shutdown too.
 func (r *Reaper) Start(cmd *exec.Cmd) error {
 	r.startMu.RLock()
 	defer r.startMu.RUnlock()
+	return r.start(cmd)
+}
+
+func (r *Reaper) start(cmd *exec.Cmd) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -71,6 +82,34 @@ func (r *Reaper) Start(cmd *exec.Cmd) error {
 	r.ours[cmd.Process.Pid] = struct{}{}
 	r.mu.Unlock()
 	return nil
+}
+
+// ErrShuttingDown is StartJob's answer once CloseJobStarts has been called.
+var ErrShuttingDown = errors.New("pilot is shutting down: no job starts")
+
+// StartJob starts a run of a job as Start does, unless CloseJobStarts has
+// been called, and then calls started, all under the gate's lock: whatever
+// started logs comes before anything logged after CloseJobStarts returns.
+func (r *Reaper) StartJob(cmd *exec.Cmd, started func()) error {
+	r.startMu.RLock()
+	defer r.startMu.RUnlock()
+	if r.jobStartsClosed {
+		return ErrShuttingDown
+	}
+	if err := r.start(cmd); err != nil {
+		return err
+	}
+	started()
+	return nil
+}
+
+// CloseJobStarts makes every later StartJob fail with ErrShuttingDown. It
+// returns once no StartJob is under way, so that from then on no run of a
+// job can start. pilot calls it when its shutdown begins.
+func (r *Reaper) CloseJobStarts() {
+	r.startMu.Lock()
+	r.jobStartsClosed = true
+	r.startMu.Unlock()
 }
 
 // Wait waits for a cmd started with Start and forgets its pid.

@@ -6,7 +6,8 @@ import (
 )
 
 // State is where a job is in its life. The names are the ones users write in
-// `after:` and see in /status.
+// `after:` and see in /status and pilot_job_state; doc.go says what each
+// means.
 type State uint8
 
 const (
@@ -16,12 +17,22 @@ const (
 	Healthy
 	Unhealthy
 	Stopping
+	Restarting
 	Stopped
 	Succeeded
 	Failed
 )
 
-var stateNames = [...]string{"idle", "starting", "running", "healthy", "unhealthy", "stopping", "stopped", "succeeded", "failed"}
+var stateNames = [...]string{"idle", "starting", "running", "healthy", "unhealthy", "stopping", "restarting", "stopped", "succeeded", "failed"}
+
+// States lists every State, in order.
+func States() []State {
+	out := make([]State, len(stateNames))
+	for i := range out {
+		out[i] = State(i)
+	}
+	return out
+}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -29,6 +40,10 @@ func (s State) String() string {
 	}
 	return fmt.Sprintf("State(%d)", s)
 }
+
+// MarshalText writes the state's name, so that JSON logs and documents say
+// "healthy", not 3.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // ExitStatus is how a run ended. Code follows the shell convention: the exit
 // code, or 128+N when the process died of signal N.
@@ -57,7 +72,9 @@ type StateChange struct {
 	// Final is true when the job will never run again: it ended for good, or
 	// it was stopped, or it can never start.
 	Final bool
-	// Exit is set on Succeeded and Failed, and on Stopped after a run.
+	// Exit is set on the change that reports the end of a run (succeeded,
+	// failed, restarting, or idle after a failed periodic or triggered run),
+	// and on Stopped after a run, which repeats the last.
 	Exit *ExitStatus
 	At   time.Time
 }

@@ -16,16 +16,6 @@ type Job interface {
 	Spec() jobs.Spec
 }
 
-// allStates is every jobs.State, in order, for pilot_job_state's one-hot
-// encoding.
-var allStates = func() []jobs.State {
-	var out []jobs.State
-	for s := jobs.Idle; s <= jobs.Failed; s++ {
-		out = append(out, s)
-	}
-	return out
-}()
-
 type jobEntry struct {
 	name      string
 	hasHealth bool
@@ -43,23 +33,27 @@ func entries(js []Job) []jobEntry {
 
 // JobCollector exposes each job's state as its Status() says at scrape
 // time: pilot_job_up, pilot_job_state (one-hot over every state),
-// pilot_job_restarts_total and, for jobs with a health check,
-// pilot_health_status.
+// pilot_job_runs_total, pilot_job_restarts_total and, for jobs with a
+// health check, pilot_health_status.
 type JobCollector struct {
-	jobs                        []jobEntry
-	up, state, restarts, health *prometheus.Desc
+	jobs                              []jobEntry
+	states                            []jobs.State
+	up, state, runs, restarts, health *prometheus.Desc
 }
 
 // NewJobCollector returns the collector for js, which must not change.
 func NewJobCollector(js []Job) *JobCollector {
 	return &JobCollector{
-		jobs: entries(js),
+		jobs:   entries(js),
+		states: jobs.States(),
 		up: prometheus.NewDesc("pilot_job_up",
 			"1 while the job's process runs, else 0.", []string{"job"}, nil),
 		state: prometheus.NewDesc("pilot_job_state",
 			"The job's state: 1 for the current one, 0 for every other.", []string{"job", "state"}, nil),
+		runs: prometheus.NewDesc("pilot_job_runs_total",
+			"Runs of the job started (a command that cannot start counts too): the first, restarts, periodic runs and triggered ones.", []string{"job"}, nil),
 		restarts: prometheus.NewDesc("pilot_job_restarts_total",
-			"Times the job's process was started again after its first start (periodic runs included).", []string{"job"}, nil),
+			"Runs of the job started to replace one that ended: restart policy, onUnhealthy: restart, maxMemory, a retry. Periodic and triggered runs are not restarts.", []string{"job"}, nil),
 		health: prometheus.NewDesc("pilot_health_status",
 			"1 while the job's health check passes (state healthy), else 0; only jobs with a health check.", []string{"job"}, nil),
 	}
@@ -68,6 +62,7 @@ func NewJobCollector(js []Job) *JobCollector {
 func (c *JobCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.up
 	ch <- c.state
+	ch <- c.runs
 	ch <- c.restarts
 	ch <- c.health
 }
@@ -76,9 +71,10 @@ func (c *JobCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, j := range c.jobs {
 		st := j.status()
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, boolValue(st.Pid != 0), j.name)
-		for _, s := range allStates {
+		for _, s := range c.states {
 			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, boolValue(st.State == s), j.name, s.String())
 		}
+		ch <- prometheus.MustNewConstMetric(c.runs, prometheus.CounterValue, float64(st.Runs), j.name)
 		ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(st.Restarts), j.name)
 		if j.hasHealth {
 			ch <- prometheus.MustNewConstMetric(c.health, prometheus.GaugeValue, boolValue(st.State == jobs.Healthy), j.name)

@@ -22,14 +22,21 @@ type PilotStatus struct {
 }
 
 type JobStatus struct {
-	Name  string `json:"name"`
+	Name string `json:"name"`
+	// State is one of jobs.States' names; "restarting" while a backoff
+	// runs, "failed" and "succeeded" only once no automatic run follows.
 	State string `json:"state"`
 	Main  bool   `json:"main,omitempty"`
 	// Pid is the job's process, 0 when none runs.
-	Pid      int         `json:"pid"`
+	Pid int `json:"pid"`
+	// Runs counts every run started; Restarts those that replaced a run
+	// that ended (not periodic or triggered runs).
 	Runs     int         `json:"runs"`
 	Restarts int         `json:"restarts"`
 	LastExit *ExitStatus `json:"lastExit"`
+	// Blocked says why a job will never start ("dependency migrate
+	// failed"); omitted otherwise.
+	Blocked string `json:"blocked,omitempty"`
 	// Health is healthy, unhealthy or unknown (no verdict for the current
 	// run yet, or no process); "" for a job without a health check.
 	Health string `json:"health,omitempty"`
@@ -70,7 +77,7 @@ type WatchStatus struct {
 func JobStatusOf(j Job) JobStatus {
 	st := j.Status()
 	spec := j.Spec()
-	out := JobStatus{Name: st.Name, State: st.State.String(), Main: spec.Main, Pid: st.Pid, Runs: st.Runs, Restarts: st.Restarts}
+	out := JobStatus{Name: st.Name, State: st.State.String(), Main: spec.Main, Pid: st.Pid, Runs: st.Runs, Restarts: st.Restarts, Blocked: st.Blocked}
 	if e := st.LastExit; e != nil {
 		out.LastExit = &ExitStatus{Code: e.Code, Signal: e.Signal}
 		if e.Err != nil {

@@ -62,7 +62,11 @@ func TestJobCollector(t *testing.T) {
 # TYPE pilot_job_up gauge
 pilot_job_up{job="app"} 1
 pilot_job_up{job="migrate"} 0
-# HELP pilot_job_restarts_total Times the job's process was started again after its first start (periodic runs included).
+# HELP pilot_job_runs_total Runs of the job started (a command that cannot start counts too): the first, restarts, periodic runs and triggered ones.
+# TYPE pilot_job_runs_total counter
+pilot_job_runs_total{job="app"} 3
+pilot_job_runs_total{job="migrate"} 1
+# HELP pilot_job_restarts_total Runs of the job started to replace one that ended: restart policy, onUnhealthy: restart, maxMemory, a retry. Periodic and triggered runs are not restarts.
 # TYPE pilot_job_restarts_total counter
 pilot_job_restarts_total{job="app"} 2
 pilot_job_restarts_total{job="migrate"} 0
@@ -70,19 +74,19 @@ pilot_job_restarts_total{job="migrate"} 0
 # TYPE pilot_health_status gauge
 pilot_health_status{job="app"} 1
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "pilot_job_up", "pilot_job_restarts_total", "pilot_health_status"); err != nil {
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "pilot_job_up", "pilot_job_runs_total", "pilot_job_restarts_total", "pilot_health_status"); err != nil {
 		t.Fatal(err)
 	}
-	// One-hot: 9 states per job, exactly one of them 1.
-	if n := testutil.CollectAndCount(c, "pilot_job_state"); n != 2*9 {
-		t.Fatalf("pilot_job_state has %d series, want 18", n)
+	// One-hot: 10 states per job (restarting included), exactly one of them 1.
+	if n := testutil.CollectAndCount(c, "pilot_job_state"); n != 2*10 {
+		t.Fatalf("pilot_job_state has %d series, want 20", n)
 	}
 	states := `
 # HELP pilot_job_state The job's state: 1 for the current one, 0 for every other.
 # TYPE pilot_job_state gauge
 `
 	for _, j := range []string{"app", "migrate"} {
-		for _, s := range allStates {
+		for _, s := range jobs.States() {
 			v := "0"
 			if (j == "app" && s == jobs.Healthy) || (j == "migrate" && s == jobs.Succeeded) {
 				v = "1"
@@ -114,7 +118,7 @@ func TestExitsCountsEachEndOnce(t *testing.T) {
 	for _, c := range []jobs.StateChange{
 		{Job: "web", State: jobs.Starting},
 		{Job: "web", State: jobs.Running},
-		{Job: "web", State: jobs.Failed, Exit: exit(1)}, // restarting
+		{Job: "web", State: jobs.Restarting, Exit: exit(1)},
 		{Job: "web", State: jobs.Starting},
 		{Job: "web", State: jobs.Failed, Exit: exit(127)}, // could not start
 		{Job: "web", State: jobs.Starting},
