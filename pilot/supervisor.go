@@ -2,6 +2,7 @@ package pilot
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"syscall"
@@ -69,7 +70,7 @@ func (s *supervisor) run(ctx context.Context) int {
 func (s *supervisor) finished() string {
 	if s.main != nil {
 		if st := s.main.Status(); st.Final {
-			return "main job " + st.Name + " ended"
+			return mainEnded(st)
 		}
 		return ""
 	}
@@ -79,6 +80,17 @@ func (s *supervisor) finished() string {
 		}
 	}
 	return "every job ended"
+}
+
+// mainEnded says how the main job ended, for the shutdown's reason.
+func mainEnded(st jobs.Status) string {
+	switch {
+	case st.Blocked != "":
+		return fmt.Sprintf("main job %s will never start: %s", st.Name, st.Blocked)
+	case st.LastExit != nil:
+		return fmt.Sprintf("main job %s %s (exit code %d)", st.Name, st.State, st.LastExit.Code)
+	}
+	return fmt.Sprintf("main job %s %s", st.Name, st.State)
 }
 
 func (s *supervisor) exitCode(trigger syscall.Signal) int {
@@ -104,10 +116,16 @@ func (s *supervisor) exitCode(trigger syscall.Signal) int {
 // with a service leaves Consul first (critical, deregistered, drained) —, sweeps
 // what is left, runs postStop hooks, and returns as soon as all is gone or
 // the stopTimeout has passed. Further stop requests change nothing.
+//
+// Nothing starts once it has begun: it first closes the reaper's gate for
+// job runs, which returns once no run is being started, so every run
+// either started (and logged it) before "shutdown: begin" or never starts.
+// Hooks and exec health checks still run.
 func (s *supervisor) shutdown(sig syscall.Signal, reason string) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), s.stopTimeout)
 	defer cancel()
+	s.reaper.CloseJobStarts()
 	s.log.Info("shutdown: begin", "reason", reason, "stopTimeout", s.stopTimeout)
 	go func() { // drain further requests so the signal actor never blocks
 		for {

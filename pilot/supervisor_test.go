@@ -1,11 +1,18 @@
 package pilot
 
 import (
+	"bytes"
 	"log/slog"
+	"os"
 	"slices"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/jobs/output"
 )
 
 func TestStopOrderDependantsFirst(t *testing.T) {
@@ -31,5 +38,60 @@ func TestStopOrderDependantsFirst(t *testing.T) {
 	want := [][]string{{"proxy", "metrics", "cron"}, {"app"}, {"migrate"}}
 	if !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("stop order %v, want %v", got, want)
+	}
+}
+
+// lockedBuffer is a log destination the test reads while jobs still write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Issue 10 item 3: a main job that cannot start ends pilot while a side job
+// is starting; nothing may start once "shutdown: begin" is logged. The race
+// is narrow, so it runs many times.
+func TestNothingStartsAfterShutdownBegins(t *testing.T) {
+	const rounds = 50
+	for round := range rounds {
+		var out lockedBuffer
+		log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		// The reaper's gate is closed by each shutdown: one per round.
+		reaper := jobs.NewReaper(log)
+		bus := jobs.NewBus()
+		deps := jobs.Deps{Log: log, Reaper: reaper, Bus: bus,
+			Stdout: output.NewSink(os.Stdout), Stderr: output.NewSink(os.Stderr)}
+		main := jobs.New(jobs.Spec{Name: "app", Main: true, Argv: []string{"nosuchcmd"}, Env: os.Environ(), Output: output.Raw,
+			Policy: jobs.Policy{StopTimeout: time.Second}}, deps)
+		side := jobs.New(jobs.Spec{Name: "side", Argv: []string{"sleep", "30"}, Env: os.Environ(), Output: output.Raw,
+			Policy: jobs.Policy{StopTimeout: time.Second}}, deps)
+		s := &supervisor{log: log, jobs: []*jobs.Job{main, side}, main: main, bus: bus, reaper: reaper,
+			stopTimeout: 5 * time.Second, stopRequests: make(chan syscall.Signal, 1)}
+		if code := s.run(t.Context()); code != 127 {
+			t.Fatalf("round %d: exit %d, want 127", round, code)
+		}
+		begun := false
+		for line := range strings.Lines(out.String()) {
+			switch {
+			case strings.Contains(line, "msg=\"shutdown: begin\""):
+				begun = true
+				if !strings.Contains(line, `reason="main job app failed (exit code 127)"`) {
+					t.Errorf("reason: %s", line)
+				}
+			case begun && strings.Contains(line, "msg=started"):
+				t.Fatalf("round %d: a job started after shutdown began:\n%s", round, out.String())
+			}
+		}
 	}
 }
