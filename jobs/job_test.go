@@ -288,20 +288,63 @@ func TestLookPathError(t *testing.T) {
 	}
 }
 
+// heldWriter holds the write carrying line "app | 1" until released, as a
+// busy log collector would, with the Sink's lock held.
+type heldWriter struct {
+	w       io.Writer
+	release chan struct{}
+}
+
+func (h heldWriter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("app | 1\n")) {
+		<-h.release
+	}
+	return h.w.Write(p)
+}
+
 // Issue 10 item 22: a prefixed job's "exited" line comes after its last
-// output line, both written through one sink as in pilot.
+// output line, even when the sink is still busy with the job's output as
+// the job exits. (The log bypasses the held sink here, so that an early
+// exit line shows.)
 func TestJobExitedLineFollowsItsOutput(t *testing.T) {
 	h := newHarness(t)
-	sink := output.NewSink(h.out)
+	held := heldWriter{w: h.out, release: make(chan struct{})}
+	sink := output.NewSink(held)
 	h.deps.Stdout, h.deps.Stderr = sink, sink
-	h.logTo(sink)
-	j := New(shellSpec("app", `i=0; while [ $i -lt 2000 ]; do echo "line $i ................................................................"; i=$((i+1)); done`), h.deps)
-	runAll(j).Wait()
+	h.logTo(h.out)
+	// The first line is held in the sink; the rest comes later, in another
+	// write, and the job exits.
+	j := New(shellSpec("app", "seq 1 100; sleep 0.05; seq 101 200"), h.deps)
+	wg := runAll(j)
+	var pid int
+	deadline := time.Now().Add(5 * time.Second)
+	for pid = j.Status().Pid; pid == 0; pid = j.Status().Pid {
+		if time.Now().After(deadline) {
+			t.Fatal("the job did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Release the sink once the job is gone (reaped), when its exit is
+	// being reported.
+	for processExists(pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("the job did not end")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // time for an early exit line to show
+	close(held.release)
+	wg.Wait()
 	got := h.out.String()
-	last, exited := strings.Index(got, "app | line 1999 "), strings.Index(got, "msg=exited")
+	last, exited := strings.Index(got, "app | 200\n"), strings.Index(got, "msg=exited")
 	if last < 0 || exited < 0 || exited < last {
 		t.Fatalf("the exited line (at %d) does not follow the last output line (at %d)", exited, last)
 	}
+}
+
+func processExists(pid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	return err == nil
 }
 
 // Issue 10 item 21: a periodic job's runs are runs, not restarts; routine

@@ -222,8 +222,8 @@ jobs:
 		for _, k := range s.withPrefix(`pilot_job_state{job="` + job + `",`) {
 			sum += s.samples[k]
 		}
-		if n := len(s.withPrefix(`pilot_job_state{job="` + job + `",`)); n != 9 || sum != 1 {
-			t.Errorf("pilot_job_state for %s: %d series summing to %v, want 9 one-hot", job, n, sum)
+		if n := len(s.withPrefix(`pilot_job_state{job="` + job + `",`)); n != 10 || sum != 1 {
+			t.Errorf("pilot_job_state for %s: %d series summing to %v, want 10 one-hot", job, n, sum)
 		}
 	}
 	if got := s.withPrefix(`pilot_job_exits_total{`); len(got) != 2 {
