@@ -53,6 +53,9 @@ func TestHTTP(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	var lastHost, lastPath string
+	// Built once, not per request: under load, building 10 MiB inside the
+	// handler could outlast the check's timeout before the headers go out.
+	big := bytes.Repeat([]byte("x"), 10<<20)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		lastHost, lastPath = r.Host, r.URL.RequestURI()
@@ -66,7 +69,7 @@ func TestHTTP(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte("db\nunreachable"))
 		case "/big":
-			w.Write(bytes.Repeat([]byte("x"), 10<<20))
+			w.Write(big)
 		case "/hang":
 			select {
 			case <-r.Context().Done():
