@@ -386,7 +386,7 @@ func (l *loop) spawn() event {
 		if !transient {
 			j.log.Error("cannot start", "err", err, "exit", status.Code)
 			if nf := (*notFoundError)(nil); errors.As(err, &nf) {
-				j.log.Debug("command looked up in PATH", "command", nf.Name, "PATH", nf.PATH)
+				j.log.Debug("command looked up in PATH", "command", nf.name, "PATH", nf.path)
 			}
 		}
 		return evSpawnFailed{Status: status, Transient: transient, Jitter: rand.Float64()}

@@ -110,7 +110,8 @@ type (
 	// evSpawnRefused: pilot's shutdown had begun, so the run was not
 	// started (Reaper.CloseJobStarts).
 	evSpawnRefused struct{}
-	evExited       struct {
+	// evExited: the run's process ended, after Uptime.
+	evExited struct {
 		Status ExitStatus
 		Uptime time.Duration
 		Jitter float64

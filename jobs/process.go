@@ -221,20 +221,20 @@ func LookPath(name string, env []string) (string, error) {
 			return candidate, nil
 		}
 	}
-	return "", &notFoundError{Name: name, PATH: path}
+	return "", &notFoundError{name: name, path: path}
 }
 
 // notFoundError is LookPath's error: name is in no directory of PATH. Its
 // message leaves the PATH out (it can be long); log PATH at debug level.
 type notFoundError struct {
-	Name, PATH string
+	name, path string // path is the PATH searched
 }
 
 func (e *notFoundError) Error() string {
-	if e.PATH == "" {
-		return fmt.Sprintf("exec %q: not found (PATH is empty)", e.Name)
+	if e.path == "" {
+		return fmt.Sprintf("exec %q: not found (PATH is empty)", e.name)
 	}
-	return fmt.Sprintf("exec %q: not found in PATH", e.Name)
+	return fmt.Sprintf("exec %q: not found in PATH", e.name)
 }
 
 // Unwrap makes errors.Is(err, exec.ErrNotFound) hold, as for os/exec.
