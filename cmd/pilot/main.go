@@ -218,12 +218,12 @@ func newLogger(w io.Writer, c config.Log, env func(string) string) (*slog.Logger
 	if v := env("PILOT_LOG_FORMAT"); v != "" {
 		format = v
 	}
-	var lv slog.Level
 	if level == "" {
-		level = "info"
+		level = config.DefaultLogLevel
 	}
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	lv, err := config.ParseLogLevel(level) // the list log.level is validated against
+	if err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
