@@ -72,7 +72,7 @@ func readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-var tooBig = fmt.Sprintf("larger than %d KiB, the most a config file may hold: is it the right file?", MaxFileSize>>10)
+var tooBig = fmt.Sprintf("larger than %d MiB, the most a config file may hold: is it the right file?", MaxFileSize>>20)
 
 // Parse checks a config document in format ("yaml", "yml", "json" or
 // "toml") as Load checks a file; its problems name no file.

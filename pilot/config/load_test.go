@@ -435,8 +435,8 @@ func TestLoad(t *testing.T) {
 	t.Run("size cap", func(t *testing.T) {
 		path := write("big.yaml", "jobs: []\n"+strings.Repeat("# padding\n", MaxFileSize/10))
 		_, err := Load(path, opts)
-		assertLines(t, err, path+": larger than 1024 KiB, the most a config file may hold: is it the right file?")
+		assertLines(t, err, path+": larger than 1 MiB, the most a config file may hold: is it the right file?")
 		_, err = Parse(make([]byte, MaxFileSize+1), "yaml", opts)
-		assertLines(t, err, "larger than 1024 KiB, the most a config file may hold: is it the right file?")
+		assertLines(t, err, "larger than 1 MiB, the most a config file may hold: is it the right file?")
 	})
 }
