@@ -136,9 +136,10 @@ func mismatch(want string, got any) error {
 }
 
 // strictValue is the decode hook that checks each value's type before
-// mapstructure sees it, converts duration strings, and checks integers. It
-// replaces mapstructure's own conversions, which would take `timeout: 5` as
-// 5ns and `max: 1.5` as 1.
+// mapstructure sees it, converts duration strings, checks integers, and
+// has the types that read their own text (signals, sizes, enums) read it.
+// It replaces mapstructure's own conversions, which would take `timeout: 5`
+// as 5ns and `max: 1.5` as 1.
 func strictValue(from, to reflect.Value) (any, error) {
 	data := from.Interface()
 	t := to.Type()
