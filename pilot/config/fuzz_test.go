@@ -14,9 +14,9 @@ var fuzzFormats = [...]string{"yaml", "json", "toml"}
 // FuzzParse feeds arbitrary documents through Parse, the one pass that
 // pilot validate and pilot run use, then Validate and WithDefaults. Beyond
 // never panicking, it checks that a config and an error never come
-// together, that the error is the same every time and each of its lines is
-// a problem of its own, that Validate leaves the config as it was and
-// agrees with Parse, and that defaults never make a valid config invalid.
+// together, that the error is the same every time and holds *FieldErrors,
+// that Validate leaves the config as it was and agrees with Parse, and that
+// defaults never make a valid config invalid.
 func FuzzParse(f *testing.F) {
 	for i, format := range fuzzFormats {
 		seeds, _ := filepath.Glob("testdata/*." + format)
