@@ -420,14 +420,20 @@ type jsonWalk struct {
 	offset, line int
 }
 
-// lineAt is the line of the first token at or after offset.
+// lineAt is the line of the byte at offset, which never goes back.
 func (w *jsonWalk) lineAt(offset int) int {
-	for offset < len(w.data) && strings.IndexByte(" \t\r\n,:", w.data[offset]) >= 0 {
-		offset++
-	}
+	offset = min(offset, len(w.data))
 	w.line += bytes.Count(w.data[w.offset:offset], []byte("\n"))
 	w.offset = offset
 	return w.line + 1
+}
+
+// nextToken is the offset of the first token at or after offset.
+func (w *jsonWalk) nextToken(offset int) int {
+	for offset < len(w.data) && strings.IndexByte(" \t\r\n,:", w.data[offset]) >= 0 {
+		offset++
+	}
+	return offset
 }
 
 func (w *jsonWalk) value(path []any) {
@@ -445,7 +451,7 @@ func (w *jsonWalk) value(path []any) {
 			}
 			key, _ := keyTok.(string) // the decoder yields only string keys
 			step := append(path, key)
-			line := w.lineAt(int(w.dec.InputOffset()))
+			line := w.lineAt(int(w.dec.InputOffset()) - 1) // the key's closing quote
 			if seen[key] {
 				w.found = append(w.found, &FieldError{Line: line, Path: spellPath(path), Message: fmt.Sprintf("duplicate key %q", key)})
 			} else if len(step) <= maxTrackedDepth {
@@ -459,7 +465,7 @@ func (w *jsonWalk) value(path []any) {
 		for i := 0; w.dec.More(); i++ {
 			step := append(path, i)
 			if len(step) <= maxTrackedDepth {
-				w.src.lines[spellPath(step)] = w.lineAt(int(w.dec.InputOffset()))
+				w.src.lines[spellPath(step)] = w.lineAt(w.nextToken(int(w.dec.InputOffset())))
 			}
 			w.value(step)
 		}

@@ -196,7 +196,8 @@ func TestLinesInJSONAndTOML(t *testing.T) {
     {
       "name": "b",
       "shell": "x",
-      "stopTimeout": "soon"
+      "stopTimeout":
+        "soon"
     }
   ],
   "log": {"level": "loud"}
@@ -204,7 +205,7 @@ func TestLinesInJSONAndTOML(t *testing.T) {
 	_, err := Parse([]byte(jsonDoc), "json", Options{Env: noEnv})
 	assertLines(t, err,
 		`line 7: jobs[1].stopTimeout: "soon" is not a duration (use 5s, 500ms)`,
-		`line 10: log.level: "loud" is not a log level (debug, info, warn, error)`,
+		`line 11: log.level: "loud" is not a log level (debug, info, warn, error)`,
 	)
 	tomlDoc := `[log]
 level = "loud"
