@@ -17,40 +17,22 @@ import (
 
 	"github.com/nodepilot/pilot/jobs"
 	"github.com/nodepilot/pilot/jobs/health"
-	"github.com/nodepilot/pilot/jobs/output"
 	"github.com/nodepilot/pilot/pilot/config"
 )
 
 // ConfigError is a configuration fault found while building runtime objects
-// from a validated config — an unknown user, say. It maps to exit code 2.
+// from a checked config — a user deleted since the host checks ran, say.
+// It maps to exit code 2.
 type ConfigError struct{ Err error }
 
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-var dependencyStates = map[string]jobs.State{
-	"started":   jobs.Running,
-	"healthy":   jobs.Healthy,
-	"succeeded": jobs.Succeeded,
-	"failed":    jobs.Failed,
-	"stopped":   jobs.Stopped,
-}
-
-var restartPolicies = map[string]jobs.RestartPolicy{
-	"never":      jobs.RestartNever,
-	"on-failure": jobs.RestartOnFailure,
-	"always":     jobs.RestartAlways,
-}
-
-// BuildSpecs turns a validated config (defaults already filled in) into job
+// buildSpecs turns a checked config (defaults already filled in) into job
 // specs. environ is pilot's own environment, which every job inherits;
-// starter runs exec health checks (pilot's reaper; nil only to validate).
-func BuildSpecs(cfg config.Config, environ []string, starter health.ProcessStarter, log *slog.Logger) ([]jobs.Spec, error) {
-	return buildSpecs(cfg, environ, starter, log, nil)
-}
-
-// buildSpecs is BuildSpecs with observe, when not nil, told of every health
-// check's result (telemetry).
+// starter runs exec health checks (pilot's reaper); observe, when not nil,
+// is told of every health check's result (telemetry). Every value it reads
+// was parsed as the config was decoded.
 func buildSpecs(cfg config.Config, environ []string, starter health.ProcessStarter, log *slog.Logger, observe func(job string, r health.Result)) ([]jobs.Spec, error) {
 	var errs []error
 	specs := make([]jobs.Spec, 0, len(cfg.Jobs))
@@ -63,7 +45,7 @@ func buildSpecs(cfg config.Config, environ []string, starter health.ProcessStart
 		spec.Policy.Triggered = runOnChange[jc.Name]
 		if err == nil && jc.Health != nil {
 			spec.Probe, err = buildProbe(*jc.Health, spec, starter, log.With("job", jc.Name), observe)
-			spec.Policy.RestartUnhealthy = jc.Health.OnUnhealthy == "restart"
+			spec.Policy.RestartUnhealthy = jc.Health.OnUnhealthy == config.OnUnhealthyRestart
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("jobs[%d].%w", i, err))
@@ -82,14 +64,6 @@ func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
 	if err != nil {
 		return jobs.Spec{}, fmt.Errorf("user: %w", err)
 	}
-	mode, err := output.ParseMode(jc.Output)
-	if err != nil {
-		return jobs.Spec{}, fmt.Errorf("output: %w", err)
-	}
-	stopSignal, err := optionalSignal(jc.StopSignal)
-	if err != nil {
-		return jobs.Spec{}, fmt.Errorf("stopSignal: %w", err)
-	}
 	spec := jobs.Spec{
 		Name:       jc.Name,
 		Argv:       command(jc.Exec, jc.Shell),
@@ -97,9 +71,9 @@ func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
 		Env:        mergeEnv(environ, jc.Env),
 		Credential: cred,
 		Main:       jc.Main,
-		Output:     mode,
+		Output:     jc.Output,
 		Policy: jobs.Policy{
-			Restart:     restartPolicies[jc.Restart.Policy],
+			Restart:     jc.Restart.Policy,
 			MaxRestarts: -1,
 			Backoff: jobs.Backoff{
 				Initial:    jc.Restart.Backoff.Initial,
@@ -108,30 +82,22 @@ func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
 			},
 			Every:       jc.Every,
 			Timeout:     jc.Timeout,
-			StopSignal:  stopSignal,
+			StopSignal:  syscall.Signal(jc.StopSignal),
 			StopTimeout: jc.StopTimeout,
 			HasPreStop:  jc.PreStop != nil,
+			MaxMemory:   uint64(jc.MaxMemory),
 		},
 		PreStop:  hook(jc.PreStop),
 		PostStop: hook(jc.PostStop),
-	}
-	if jc.MaxMemory != "" {
-		if spec.Policy.MaxMemory, err = config.ParseBytes(jc.MaxMemory); err != nil {
-			return jobs.Spec{}, fmt.Errorf("maxMemory: %w", err)
-		}
 	}
 	if jc.Restart.Max != nil {
 		spec.Policy.MaxRestarts = *jc.Restart.Max
 	}
 	for _, d := range jc.After {
-		spec.After = append(spec.After, jobs.Dependency{Job: d.Job, State: dependencyStates[d.State]})
+		spec.After = append(spec.After, jobs.Dependency{Job: d.Job, State: d.State.JobState()})
 	}
-	for _, name := range jc.ForwardSignals {
-		sig, err := config.ParseSignal(name)
-		if err != nil {
-			return jobs.Spec{}, fmt.Errorf("forwardSignals: %w", err)
-		}
-		spec.Forward = append(spec.Forward, sig)
+	for _, sig := range jc.ForwardSignals {
+		spec.Forward = append(spec.Forward, syscall.Signal(sig))
 	}
 	return spec, nil
 }
@@ -160,7 +126,7 @@ func buildProbe(h config.Health, spec jobs.Spec, starter health.ProcessStarter, 
 		checker = c
 	}
 	policy := health.Policy{Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod,
-		HealthyThreshold: h.HealthyThreshold, UnhealthyThreshold: h.UnhealthyThreshold}
+		StartInterval: h.StartInterval, HealthyThreshold: h.HealthyThreshold, UnhealthyThreshold: h.UnhealthyThreshold}
 	return func(ctx context.Context, report func(healthy bool)) {
 		health.NewProber(checker, policy, log, func(r health.Result) {
 			if observe != nil {
@@ -185,13 +151,6 @@ func hook(h *config.Hook) *jobs.Hook {
 		return nil
 	}
 	return &jobs.Hook{Argv: command(h.Exec, h.Shell), Timeout: h.Timeout}
-}
-
-func optionalSignal(name string) (syscall.Signal, error) {
-	if name == "" {
-		return 0, nil
-	}
-	return config.ParseSignal(name)
 }
 
 // mergeEnv returns environ with the job's variables set over it, in a

@@ -34,7 +34,7 @@ func buildCustomMetrics(cfg config.Config, reg prometheus.Registerer) (*custom.M
 }
 
 // attachSensors makes each sensor job's stdout feed metrics, line by line
-// (its stderr keeps the job's output mode). specs are BuildSpecs's, for the
+// (its stderr keeps the job's output mode). specs are buildSpecs's, for the
 // same config. With no metrics (nil), sensor jobs are left as they are;
 // validation makes that impossible for a valid config.
 func attachSensors(cfg config.Config, specs []jobs.Spec, metrics *custom.Metrics, log *slog.Logger) {

@@ -23,7 +23,7 @@ func TestCustomMetricsAndSensors(t *testing.T) {
 			{Name: "probe", Exec: []string{"true"}, Sensor: true, Every: 1e9},
 		},
 	}
-	specs, err := BuildSpecs(cfg.WithDefaults(), nil, nil, slog.New(slog.DiscardHandler))
+	specs, err := buildSpecs(cfg.WithDefaults(), nil, nil, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

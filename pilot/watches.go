@@ -292,7 +292,7 @@ func (w *watch) reload(ctx context.Context) {
 		return
 	}
 	if r.Job != "" {
-		sig, _ := config.ParseSignal(r.Signal) // validated
+		sig := syscall.Signal(r.Signal)
 		w.jobs[r.Job].Forward(sig)
 		w.log.Info("watch: reload signal sent", "job", r.Job, "signal", sig)
 		return

@@ -13,8 +13,8 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"syscall"
 
-	"github.com/nodepilot/pilot/jobs"
 	"github.com/nodepilot/pilot/jobs/output"
 	"github.com/nodepilot/pilot/pilot"
 	"github.com/nodepilot/pilot/pilot/config"
@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, io stdio, environ []string) int {
 		if code != 0 {
 			return code
 		}
-		if _, err := loadConfig(path, environ); err != nil {
+		if _, err := loadConfig(path, environ, true); err != nil {
 			printConfigError(io.err, err)
 			return exitUsage
 		}
@@ -113,30 +113,31 @@ func configFlag(name string, args []string, stderr io.Writer, env func(string) s
 	return *path, 0
 }
 
-// loadConfig loads, validates and resolves a config file. Every line of the
-// error it returns names the file (Load's own errors already do).
-func loadConfig(path string, environ []string) (*config.Config, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
+// loadConfig reads and checks a config file in one pass — decoding,
+// validation and, with checkHost, what this machine must provide (users,
+// directories, files, interfaces) — with ${VAR} expanded from environ.
+// The error lists every problem, one per line, in the order of the file:
+// FILE:LINE: PATH: MESSAGE, each a *config.FieldError.
+func loadConfig(path string, environ []string, checkHost bool) (*config.Config, error) {
+	opts := config.Options{Env: lookupIn(environ)}
+	if checkHost {
+		opts.Check = pilot.CheckHost
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, inFile(path, err)
-	}
-	// Resolving users and signals can still fail on this machine.
-	quiet := slog.New(slog.DiscardHandler)
-	if _, err := pilot.BuildSpecs(cfg.WithDefaults(), environ, jobs.NewReaper(quiet), quiet); err != nil {
-		return nil, inFile(path, err)
-	}
-	return cfg, nil
+	return config.Load(path, opts)
 }
 
-func inFile(path string, err error) error {
-	lines := strings.Split(err.Error(), "\n")
-	for i, line := range lines {
-		lines[i] = path + ": " + line
+// lookupIn looks a variable up in environ; the last setting wins, as in
+// the process environment.
+func lookupIn(environ []string) config.LookupFunc {
+	return func(name string) (string, bool) {
+		value, found := "", false
+		for _, kv := range environ {
+			if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+				value, found = v, true
+			}
+		}
+		return value, found
 	}
-	return errors.New(strings.Join(lines, "\n"))
 }
 
 func printConfigError(w io.Writer, err error) {
@@ -146,7 +147,7 @@ func printConfigError(w io.Writer, err error) {
 }
 
 func runConfig(ctx context.Context, path string, io stdio, environ []string) int {
-	cfg, err := loadConfig(path, environ)
+	cfg, err := loadConfig(path, environ, true)
 	if err != nil {
 		printConfigError(io.err, err)
 		return exitUsage
@@ -156,7 +157,10 @@ func runConfig(ctx context.Context, path string, io stdio, environ []string) int
 
 // tiniForwarded are the signals passed on to the command in `pilot --`
 // mode; SIGUSR1 is left out because it opens Node's inspector.
-var tiniForwarded = []string{"SIGHUP", "SIGQUIT", "SIGUSR2", "SIGWINCH", "SIGALRM"}
+var tiniForwarded = []config.Signal{
+	config.Signal(syscall.SIGHUP), config.Signal(syscall.SIGQUIT), config.Signal(syscall.SIGUSR2),
+	config.Signal(syscall.SIGWINCH), config.Signal(syscall.SIGALRM),
+}
 
 // runCommand is the tini-compatible mode: one main job, no restarts, raw
 // output, every signal worth passing on passed on.
@@ -214,12 +218,12 @@ func newLogger(w io.Writer, c config.Log, env func(string) string) (*slog.Logger
 	if v := env("PILOT_LOG_FORMAT"); v != "" {
 		format = v
 	}
-	var lv slog.Level
 	if level == "" {
-		level = "info"
+		level = config.DefaultLogLevel
 	}
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	lv, err := config.ParseLogLevel(level) // the list log.level is validated against
+	if err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {

@@ -34,14 +34,24 @@ func name(service, configured string) (string, error) {
 		}
 		return DefaultName(service), nil
 	}
+	if err := CheckName(configured); err != nil {
+		return "", fmt.Errorf("render: name %w", err)
+	}
+	return configured, nil
+}
+
+// CheckName checks a configured upstream or service name (a watch's
+// onChange.render.name), so that config validation refuses what a render
+// would.
+func CheckName(configured string) error {
 	for _, r := range configured {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
 		default:
-			return "", fmt.Errorf("render: name %q: only letters, digits, '-', '_' and '.' are allowed", configured)
+			return fmt.Errorf("%q: only letters, digits, '-', '_' and '.' are allowed", configured)
 		}
 	}
-	return configured, nil
+	return nil
 }
 
 // hostPort is the instance's ADDR:PORT, IPv6 bracketed, after checking that

@@ -46,12 +46,7 @@ func TemplateWith(src []byte, s Snapshot, opts TemplateOptions) ([]byte, error) 
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	t, err := template.New(name).Option("missingkey=zero").Funcs(template.FuncMap{
-		"join":    join,
-		"env":     func(k string) string { v, _ := lookup(k); return v },
-		"default": dflt,
-		"toJSON":  toJSON,
-	}).Parse(string(src))
+	t, err := parseTemplate(name, src, lookup)
 	if err != nil {
 		return nil, err
 	}
@@ -60,6 +55,24 @@ func TemplateWith(src []byte, s Snapshot, opts TemplateOptions) ([]byte, error) 
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// ParseTemplate parses the user template src as Template would, with its
+// helpers, without rendering it: config validation uses it to report a
+// template's syntax errors before pilot runs. name is as in
+// TemplateOptions.
+func ParseTemplate(name string, src []byte) error {
+	_, err := parseTemplate(name, src, os.LookupEnv)
+	return err
+}
+
+func parseTemplate(name string, src []byte, lookup func(string) (string, bool)) (*template.Template, error) {
+	return template.New(name).Option("missingkey=zero").Funcs(template.FuncMap{
+		"join":    join,
+		"env":     func(k string) string { v, _ := lookup(k); return v },
+		"default": dflt,
+		"toJSON":  toJSON,
+	}).Parse(string(src))
 }
 
 func join(sep string, list any) (string, error) {

@@ -26,3 +26,14 @@ func ParseMode(s string) (Mode, error) {
 	}
 	return "", fmt.Errorf("unknown mode %q (want raw, prefixed or json)", s)
 }
+
+// UnmarshalText reads a job's `output:` setting with ParseMode, so that a
+// config field of type Mode is checked as it is decoded.
+func (m *Mode) UnmarshalText(text []byte) error {
+	mode, err := ParseMode(string(text))
+	if err != nil {
+		return err
+	}
+	*m = mode
+	return nil
+}

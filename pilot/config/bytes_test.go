@@ -17,10 +17,14 @@ func TestParseBytes(t *testing.T) {
 	}
 }
 
-func TestMaxMemoryValidation(t *testing.T) {
-	c := &Config{Jobs: []Job{{Name: "app", Exec: []string{"node"}, MaxMemory: "512"}}}
-	err := c.Validate()
-	if err == nil || err.Error() != `jobs[0].maxMemory: "512" is not a size (use e.g. 512MiB, 1GiB, 300MB)` {
-		t.Fatalf("got %v", err)
+// A size is parsed as it is decoded, written as a string or not.
+func TestMaxMemoryIsParsedOnDecode(t *testing.T) {
+	cfg := decodeYAML(t, "jobs: [{maxMemory: 1.5GiB}]")
+	if cfg.Jobs[0].MaxMemory != 3<<29 {
+		t.Errorf("got %d", cfg.Jobs[0].MaxMemory)
+	}
+	for _, doc := range []string{`jobs: [{maxMemory: "512"}]`, `jobs: [{maxMemory: 512}]`} {
+		_, err := decodeOnly([]byte(doc), "yaml", noEnv)
+		assertLines(t, err, `jobs[0].maxMemory: "512" is not a size (use e.g. 512MiB, 1GiB, 300MB)`)
 	}
 }

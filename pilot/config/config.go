@@ -1,6 +1,12 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/jobs/output"
+	"github.com/nodepilot/pilot/telemetry/custom"
+)
 
 // Config is the raw, decoded configuration file. It holds input only: no
 // defaults are filled in here and nothing live. Load decodes it, Validate
@@ -11,13 +17,14 @@ type Config struct {
 	Log    Log     `mapstructure:"log"`
 	// StopTimeout bounds the whole shutdown sequence. Zero means the default.
 	StopTimeout time.Duration `mapstructure:"stopTimeout"`
-	Jobs        []Job         `mapstructure:"jobs"`
+	// A top-level key starting with "x-" is an extension, as in a compose
+	// file: it holds YAML anchors for the rest to use, and is not decoded.
+	Jobs []Job `mapstructure:"jobs"`
 	// Watches follow Consul services and act when their instances change.
 	Watches []Watch `mapstructure:"watches"`
 	// Telemetry serves /metrics and /status; nil means no listener.
 	Telemetry *Telemetry `mapstructure:"telemetry"`
-	// Metrics declares custom metrics, set by sensor jobs (and the control
-	// socket).
+	// Metrics declares custom metrics, set by sensor jobs.
 	Metrics []Metric `mapstructure:"metrics"`
 }
 
@@ -32,10 +39,10 @@ type Telemetry struct {
 
 // Metric is a custom metric, exposed under its own name.
 type Metric struct {
-	Name   string   `mapstructure:"name"`
-	Type   string   `mapstructure:"type"` // counter | gauge | histogram
-	Help   string   `mapstructure:"help"`
-	Labels []string `mapstructure:"labels"`
+	Name   string      `mapstructure:"name"`
+	Type   custom.Kind `mapstructure:"type"` // counter | gauge | histogram
+	Help   string      `mapstructure:"help"`
+	Labels []string    `mapstructure:"labels"`
 	// Buckets are a histogram's upper bounds, increasing; empty means
 	// Prometheus's default buckets.
 	Buckets []float64 `mapstructure:"buckets"`
@@ -86,21 +93,26 @@ type TemplateFile struct {
 // RenderFile is a built-in render: an nginx upstream block or a Traefik
 // file-provider config.
 type RenderFile struct {
-	Format string `mapstructure:"format"` // nginx | traefik
-	Dest   string `mapstructure:"dest"`
-	Name   string `mapstructure:"name"` // upstream / service name; default from the service
+	Format RenderFormat `mapstructure:"format"`
+	Dest   string       `mapstructure:"dest"`
+	// Name is the upstream (nginx) or service (Traefik) name; empty means
+	// render.DefaultName of the watched service.
+	Name string `mapstructure:"name"`
 }
 
 // Reload tells the proxy about new files: a signal to a job, or a command.
 type Reload struct {
 	Job     string        `mapstructure:"job"`
-	Signal  string        `mapstructure:"signal"` // default SIGHUP
+	Signal  Signal        `mapstructure:"signal"` // default SIGHUP
 	Exec    []string      `mapstructure:"exec"`
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // Log configures pilot's own log (never the children's output).
 type Log struct {
+	// Level and Format stay as written: PILOT_LOG_LEVEL and
+	// PILOT_LOG_FORMAT override them as text, and ParseLogLevel and
+	// ParseLogFormat read both.
 	Level  string `mapstructure:"level"`  // debug | info | warn | error
 	Format string `mapstructure:"format"` // text | json
 }
@@ -125,22 +137,24 @@ type Job struct {
 	// job.
 	Timeout time.Duration `mapstructure:"timeout"`
 	Restart Restart       `mapstructure:"restart"`
-	// StopSignal is a signal name such as "SIGTERM" or "TERM"; empty means
-	// the signal that started the shutdown (TERM or INT), else SIGTERM.
-	StopSignal string `mapstructure:"stopSignal"`
+	// StopSignal is written as a name such as "SIGTERM" or "TERM"; zero
+	// means the signal that started the shutdown (TERM or INT), else
+	// SIGTERM.
+	StopSignal Signal `mapstructure:"stopSignal"`
 	// StopTimeout is how long the job has to exit after its stop signal
 	// before it is killed; it may not exceed the top-level StopTimeout.
 	StopTimeout time.Duration `mapstructure:"stopTimeout"`
 	PreStop     *Hook         `mapstructure:"preStop"`
 	PostStop    *Hook         `mapstructure:"postStop"`
-	Output      string        `mapstructure:"output"` // raw | prefixed | json
+	Output      output.Mode   `mapstructure:"output"` // raw | prefixed | json
 	// ForwardSignals names the signals pilot passes on to this job's process
 	// group when pilot receives them (SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT,
 	// SIGWINCH, SIGALRM).
-	ForwardSignals []string `mapstructure:"forwardSignals"`
-	// MaxMemory is a size such as "512MiB": when the job's process group
-	// stays above it for several samples, pilot restarts the job gracefully.
-	MaxMemory string `mapstructure:"maxMemory"`
+	ForwardSignals []Signal `mapstructure:"forwardSignals"`
+	// MaxMemory is written as a size such as "512MiB": when the job's
+	// process group stays above it for several samples, pilot restarts the
+	// job gracefully.
+	MaxMemory Size `mapstructure:"maxMemory"`
 	// Health checks the job while it runs; Service registers it in Consul
 	// (it needs Health and the top-level consul block).
 	Health  *Health  `mapstructure:"health"`
@@ -184,7 +198,7 @@ type Health struct {
 	StartInterval      time.Duration `mapstructure:"startInterval"`
 	HealthyThreshold   int           `mapstructure:"healthyThreshold"`
 	UnhealthyThreshold int           `mapstructure:"unhealthyThreshold"`
-	OnUnhealthy        string        `mapstructure:"onUnhealthy"` // none | restart
+	OnUnhealthy        OnUnhealthy   `mapstructure:"onUnhealthy"` // none | restart
 }
 
 // HTTPCheck is a GET to 127.0.0.1:Port/Path; a 2xx or 3xx passes unless
@@ -248,13 +262,13 @@ type Address struct {
 
 // Dependency makes a job wait until another job has reached a state.
 type Dependency struct {
-	Job   string `mapstructure:"job"`
-	State string `mapstructure:"state"` // started | healthy | succeeded | failed | stopped
+	Job   string          `mapstructure:"job"`
+	State DependencyState `mapstructure:"state"`
 }
 
 // Restart is a job's restart policy.
 type Restart struct {
-	Policy string `mapstructure:"policy"` // never | on-failure | always
+	Policy jobs.RestartPolicy `mapstructure:"policy"` // never | on-failure | always
 	// Max is the number of restarts allowed; nil means unlimited.
 	Max     *int    `mapstructure:"max"`
 	Backoff Backoff `mapstructure:"backoff"`

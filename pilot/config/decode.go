@@ -1,9 +1,11 @@
 package config
 
 import (
+	"encoding"
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -13,29 +15,106 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
-// decodeTree fills a Config from a normalized tree. Decoding is strict:
-// keys must match the documented names exactly (mapstructure would otherwise
+// decode fills a Config from a normalized tree. Decoding is strict: keys
+// must match the documented names exactly (mapstructure would otherwise
 // match them case-insensitively), unknown keys are errors, and no value is
 // converted from another type — `main: "yes"` and `timeout: 5` are refused
 // rather than guessed at.
-func decodeTree(tree map[string]any) (*Config, error) {
-	var cfg Config
-	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		Result:           &cfg,
-		ErrorUnused:      true,
-		WeaklyTypedInput: false,
-		MatchName:        func(key, field string) bool { return key == field },
-		DecodeHook:       mapstructure.DecodeHookFuncValue(strictValue),
-	})
-	if err != nil {
-		return nil, err // only for an invalid DecoderConfig, which is fixed above
+//
+// A value that cannot be decoded does not stop the rest: it is reported,
+// then left out (as if the file had not set it) and the tree decoded again,
+// so that the Config that comes back holds everything that could be read
+// and can be validated for the problems beyond. undecoded are the paths of
+// the values left out. decode changes tree.
+func decode(tree map[string]any) (cfg *Config, found []decodeFailure, undecoded []string) {
+	seen := map[string]bool{}
+	// A second decoding cannot fail on what the first reported; the third
+	// is a bound, not an expectation.
+	for range 3 {
+		cfg = &Config{}
+		dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+			Result:           cfg,
+			ErrorUnused:      true,
+			WeaklyTypedInput: false,
+			MatchName:        func(key, field string) bool { return key == field },
+			DecodeHook:       mapstructure.DecodeHookFuncValue(strictValue),
+		})
+		if err != nil {
+			panic(err) // only for an invalid DecoderConfig, which is fixed above
+		}
+		err = dec.Decode(tree)
+		if err == nil {
+			break
+		}
+		for _, f := range decodeFailures(err) {
+			if key := f.unknownKey; key != "" {
+				deleteAt(tree, f.steps, key)
+			} else {
+				setNilAt(tree, f.steps)
+				undecoded = append(undecoded, f.problem.Path)
+			}
+			if msg := f.problem.Error(); !seen[msg] {
+				seen[msg] = true
+				found = append(found, f)
+			}
+		}
 	}
-	if err := dec.Decode(tree); err != nil {
-		var p problems
-		collectDecodeErrors(err, &p)
-		return nil, p.err()
+	return cfg, found, undecoded
+}
+
+// setNilAt replaces the value at steps with nil, which mapstructure decodes
+// as an absent value: the zero value, with no error.
+func setNilAt(tree map[string]any, steps []any) {
+	if len(steps) == 0 {
+		return // the whole document: never refused by the decoder
 	}
-	return &cfg, nil
+	parent, last := walkTree(tree, steps)
+	switch c := parent.(type) {
+	case map[string]any:
+		if key, ok := last.(string); ok {
+			c[key] = nil
+		}
+	case []any:
+		if i, ok := last.(int); ok && i < len(c) {
+			c[i] = nil
+		}
+	}
+}
+
+// deleteAt removes key from the map at steps.
+func deleteAt(tree map[string]any, steps []any, key string) {
+	m := any(tree)
+	if len(steps) > 0 {
+		parent, last := walkTree(tree, steps)
+		m = child(parent, last)
+	}
+	if m, ok := m.(map[string]any); ok {
+		delete(m, key)
+	}
+}
+
+// walkTree returns the container that holds the value at steps, and the
+// last step, the value's key or index in it.
+func walkTree(tree map[string]any, steps []any) (parent, last any) {
+	var at any = tree
+	for _, step := range steps[:len(steps)-1] {
+		at = child(at, step)
+	}
+	return at, steps[len(steps)-1]
+}
+
+func child(container, step any) any {
+	switch c := container.(type) {
+	case map[string]any:
+		if key, ok := step.(string); ok {
+			return c[key]
+		}
+	case []any:
+		if i, ok := step.(int); ok && i < len(c) {
+			return c[i]
+		}
+	}
+	return nil
 }
 
 // typeError is a value of the wrong type, reported by strictValue.
@@ -57,14 +136,18 @@ func mismatch(want string, got any) error {
 }
 
 // strictValue is the decode hook that checks each value's type before
-// mapstructure sees it, converts duration strings, and checks integers. It
-// replaces mapstructure's own conversions, which would take `timeout: 5` as
-// 5ns and `max: 1.5` as 1.
+// mapstructure sees it, converts duration strings, checks integers, and
+// has the types that read their own text (signals, sizes, enums) read it.
+// It replaces mapstructure's own conversions, which would take `timeout: 5`
+// as 5ns and `max: 1.5` as 1.
 func strictValue(from, to reflect.Value) (any, error) {
 	data := from.Interface()
 	t := to.Type()
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		return fromText(data, t)
 	}
 	if t == reflect.TypeFor[time.Duration]() {
 		return toDuration(data)
@@ -118,13 +201,44 @@ func exactScalarsAsText(m map[string]any) map[string]any {
 	return out
 }
 
+// fromText decodes a value of a type that parses its own text (a signal,
+// a size, an enum). An integer or a boolean is read as its text, which is
+// exactly what was written, so that `stopSignal: 15` or `policy: true`
+// gets the type's own message ("unknown signal", "must be one of").
+func fromText(data any, t reflect.Type) (any, error) {
+	var text string
+	switch v := data.(type) {
+	case string:
+		text = v
+	case int, int64, uint64, bool:
+		text = fmt.Sprint(v)
+	default:
+		return nil, mismatch("a string", data)
+	}
+	v := reflect.New(t)
+	if err := v.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(text)); err != nil {
+		return nil, &typeError{err.Error()}
+	}
+	return v.Elem().Interface(), nil
+}
+
 const durationHint = "use 5s, 500ms"
+
+// durationSyntax is what time.ParseDuration reads; a string of this shape
+// that it refuses is out of range.
+var durationSyntax = regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// maxDuration spells the longest duration, rounded down to whole hours.
+var maxDuration = fmt.Sprintf("%dh", math.MaxInt64/int64(time.Hour))
 
 func toDuration(data any) (time.Duration, error) {
 	switch v := data.(type) {
 	case string:
 		d, err := time.ParseDuration(v)
-		if err != nil {
+		switch {
+		case err != nil && durationSyntax.MatchString(v):
+			return 0, &typeError{fmt.Sprintf("%s is out of range (at most %s)", quote(v), maxDuration)}
+		case err != nil:
 			return 0, &typeError{fmt.Sprintf("%s is not a duration (%s)", quote(v), durationHint)}
 		}
 		return d, nil
@@ -187,35 +301,50 @@ func quote(s string) string {
 	return strconv.Quote(string([]rune(s)[:limit])) + "…"
 }
 
-// collectDecodeErrors walks mapstructure's error tree and turns each leaf
-// into a FieldError with pilot's path spelling.
-func collectDecodeErrors(err error, p *problems) {
+// decodeFailure is one value mapstructure refused: the problem, where the
+// value is in the tree, and for an unknown key, the key.
+type decodeFailure struct {
+	problem    *FieldError
+	steps      []any
+	unknownKey string
+}
+
+// decodeFailures walks mapstructure's error tree and turns each leaf into
+// a failure with pilot's path spelling.
+func decodeFailures(err error) []decodeFailure {
 	switch e := err.(type) {
 	case *mapstructure.DecodeError:
-		addDecodeError(e, p)
+		return decodeErrorFailures(e)
 	case interface{ Unwrap() []error }:
+		var out []decodeFailure
 		for _, inner := range e.Unwrap() {
-			collectDecodeErrors(inner, p)
+			out = append(out, decodeFailures(inner)...)
 		}
+		return out
 	case interface{ Unwrap() error }: // "decoding failed due to…" wraps the list
-		collectDecodeErrors(e.Unwrap(), p)
+		return decodeFailures(e.Unwrap())
 	default:
-		p.add("", "%s", err)
+		return []decodeFailure{{problem: &FieldError{Message: err.Error()}}}
 	}
 }
 
-func addDecodeError(e *mapstructure.DecodeError, p *problems) {
+func decodeErrorFailures(e *mapstructure.DecodeError) []decodeFailure {
 	// mapstructure names the root by its Go type when the top level has
 	// unknown keys (with a pointer field in Config); the path there is "".
-	path, typ := locate(strings.TrimPrefix(e.Name(), reflect.TypeFor[Config]().String()))
+	path, steps, typ := locate(strings.TrimPrefix(e.Name(), reflect.TypeFor[Config]().String()))
 	msg := e.Unwrap().Error()
 	// mapstructure reports a map's unknown keys in one message, joined by
 	// ", "; split it so that each key gets its own line and suggestion.
 	if keys, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
+		var out []decodeFailure
 		for key := range strings.SplitSeq(keys, ", ") {
-			p.add(path, "unknown key %s%s", quote(key), suggest(key, typ))
+			out = append(out, decodeFailure{
+				problem:    &FieldError{Path: path, Message: fmt.Sprintf("unknown key %s%s", quote(key), suggest(key, typ))},
+				steps:      steps,
+				unknownKey: key,
+			})
 		}
-		return
+		return out
 	}
-	p.add(path, "%s", msg)
+	return []decodeFailure{{problem: &FieldError{Path: path, Message: msg}, steps: steps}}
 }

@@ -5,6 +5,11 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/jobs/output"
 )
 
 // Defaults for what a config leaves out.
@@ -17,25 +22,32 @@ const (
 	// DefaultJobStopTimeout leaves pilot a second of the top-level budget to
 	// run the rest of the shutdown after the slowest job.
 	DefaultJobStopTimeout    = 8 * time.Second
-	DefaultRestartPolicy     = "never"
+	DefaultRestartPolicy     = jobs.RestartNever
 	DefaultBackoffInitial    = 200 * time.Millisecond
 	DefaultBackoffMax        = 30 * time.Second
 	DefaultBackoffResetAfter = 30 * time.Second
-	DefaultHookTimeout       = 5 * time.Second
-	DefaultOutput            = "raw"
-	MinEvery                 = 100 * time.Millisecond
+	// MaxBackoff bounds backoff.max: the delay doubles up to it, and a day
+	// between restarts is already no restart at all.
+	MaxBackoff         = 24 * time.Hour
+	DefaultHookTimeout = 5 * time.Second
+	DefaultOutput      = output.Raw
+	MinEvery           = 100 * time.Millisecond
 
 	DefaultReloadTimeout = 10 * time.Second
 	// DefaultRunTimeout bounds one run of a job a watch runs on change, so
 	// that a hung run cannot hold back the runs for later changes.
 	DefaultRunTimeout   = time.Minute
-	DefaultReloadSignal = "SIGHUP"
+	DefaultReloadSignal = Signal(unix.SIGHUP)
 
-	DefaultHealthInterval      = 5 * time.Second
-	DefaultHealthTimeout       = 2 * time.Second
+	DefaultHealthInterval = 5 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
+	// DefaultHealthStartInterval paces the checks until the first pass: a
+	// Node app that answers 150 ms after exec passes within 100 ms of it,
+	// not a whole interval later (a check is a loopback request).
+	DefaultHealthStartInterval = 100 * time.Millisecond
 	DefaultHealthyThreshold    = 1
 	DefaultUnhealthyThreshold  = 3
-	DefaultOnUnhealthy         = "none"
+	DefaultOnUnhealthy         = OnUnhealthyNone
 	DefaultHealthPath          = "/"
 	DefaultServiceTTLIntervals = 3               // the TTL is three check intervals…
 	MinServiceTTL              = 2 * time.Second // …and never under this
@@ -49,8 +61,8 @@ const (
 // makes a config invalid: a job's stopTimeout defaults to 8s but at most the
 // top-level stopTimeout, and backoff.initial to 200ms but at most
 // backoff.max. A periodic job's timeout defaults to its period. Restart.Max
-// stays nil (unlimited) and StopSignal stays "" (the signal that started the
-// shutdown).
+// stays nil (unlimited) and StopSignal stays zero (the signal that started
+// the shutdown).
 func (c Config) WithDefaults() Config {
 	out := c
 	out.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
@@ -118,6 +130,7 @@ func (h *Health) withDefaults() Health {
 	out.Exec = slices.Clone(h.Exec)
 	out.Interval = cmp.Or(h.Interval, DefaultHealthInterval)
 	out.Timeout = cmp.Or(h.Timeout, min(DefaultHealthTimeout, out.Interval))
+	out.StartInterval = cmp.Or(h.StartInterval, min(DefaultHealthStartInterval, out.Interval))
 	out.HealthyThreshold = cmp.Or(h.HealthyThreshold, DefaultHealthyThreshold)
 	out.UnhealthyThreshold = cmp.Or(h.UnhealthyThreshold, DefaultUnhealthyThreshold)
 	out.OnUnhealthy = cmp.Or(h.OnUnhealthy, DefaultOnUnhealthy)

@@ -4,6 +4,11 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/jobs/output"
 )
 
 func TestWithDefaults(t *testing.T) {
@@ -12,11 +17,11 @@ func TestWithDefaults(t *testing.T) {
 		{Name: "tick", Shell: "x", Every: time.Minute},
 		{
 			Name: "explicit", Shell: "x", Every: time.Minute, Timeout: 5 * time.Second,
-			Restart:     Restart{Policy: "always", Max: intp(2), Backoff: Backoff{Initial: time.Second, Max: 2 * time.Second, ResetAfter: time.Hour}},
-			StopSignal:  "SIGINT",
+			Restart:     Restart{Policy: jobs.RestartAlways, Max: intp(2), Backoff: Backoff{Initial: time.Second, Max: 2 * time.Second, ResetAfter: time.Hour}},
+			StopSignal:  Signal(unix.SIGINT),
 			StopTimeout: 3 * time.Second,
 			PostStop:    &Hook{Shell: "y", Timeout: time.Second},
-			Output:      "json",
+			Output:      output.JSON,
 		},
 		{Name: "short-backoff", Shell: "x", Restart: Restart{Backoff: Backoff{Max: 50 * time.Millisecond}}},
 	}}
@@ -26,28 +31,44 @@ func TestWithDefaults(t *testing.T) {
 		Jobs: []Job{
 			{
 				Name: "app", Exec: []string{"node"},
-				Restart:     Restart{Policy: "never", Backoff: Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, ResetAfter: 30 * time.Second}},
+				Restart:     Restart{Policy: jobs.RestartNever, Backoff: Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, ResetAfter: 30 * time.Second}},
 				StopTimeout: 8 * time.Second,
 				PreStop:     &Hook{Shell: "x", Timeout: 5 * time.Second},
-				Output:      "raw",
+				Output:      output.Raw,
 			},
 			{
 				Name: "tick", Shell: "x", Every: time.Minute, Timeout: time.Minute,
-				Restart:     Restart{Policy: "never", Backoff: Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, ResetAfter: 30 * time.Second}},
+				Restart:     Restart{Policy: jobs.RestartNever, Backoff: Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, ResetAfter: 30 * time.Second}},
 				StopTimeout: 8 * time.Second,
-				Output:      "raw",
+				Output:      output.Raw,
 			},
 			raw.Jobs[2],
 			{
 				Name: "short-backoff", Shell: "x",
-				Restart:     Restart{Policy: "never", Backoff: Backoff{Initial: 50 * time.Millisecond, Max: 50 * time.Millisecond, ResetAfter: 30 * time.Second}},
+				Restart:     Restart{Policy: jobs.RestartNever, Backoff: Backoff{Initial: 50 * time.Millisecond, Max: 50 * time.Millisecond, ResetAfter: 30 * time.Second}},
 				StopTimeout: 8 * time.Second,
-				Output:      "raw",
+				Output:      output.Raw,
 			},
 		},
 	}
 	if got := raw.WithDefaults(); !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func TestHealthDefaults(t *testing.T) {
+	raw := Config{Jobs: []Job{
+		{Name: "a", Shell: "x", Health: &Health{Shell: "true"}},
+		{Name: "b", Shell: "x", Health: &Health{Shell: "true", Interval: time.Second, StartInterval: 50 * time.Millisecond}},
+	}}
+	got := raw.WithDefaults()
+	want := Health{Shell: "true", Interval: 5 * time.Second, Timeout: 2 * time.Second, StartInterval: 100 * time.Millisecond,
+		HealthyThreshold: 1, UnhealthyThreshold: 3, OnUnhealthy: OnUnhealthyNone}
+	if !reflect.DeepEqual(*got.Jobs[0].Health, want) {
+		t.Errorf("got  %+v\nwant %+v", *got.Jobs[0].Health, want)
+	}
+	if h := got.Jobs[1].Health; h.StartInterval != 50*time.Millisecond || h.Timeout != time.Second {
+		t.Errorf("explicit start interval: %+v", h)
 	}
 }
 
@@ -61,7 +82,7 @@ func TestWithDefaultsCapsJobStopTimeout(t *testing.T) {
 
 func TestWithDefaultsKeepsUnlimitedAndInheritedSignal(t *testing.T) {
 	got := Config{Jobs: []Job{{Name: "a", Shell: "x"}}}.WithDefaults()
-	if got.Jobs[0].Restart.Max != nil || got.Jobs[0].StopSignal != "" {
+	if got.Jobs[0].Restart.Max != nil || got.Jobs[0].StopSignal != 0 {
 		t.Errorf("max %v, stop signal %q", got.Jobs[0].Restart.Max, got.Jobs[0].StopSignal)
 	}
 	if (Config{}).WithDefaults().Jobs != nil {
@@ -75,11 +96,11 @@ func TestWithDefaultsDoesNotShare(t *testing.T) {
 		return Config{Jobs: []Job{{
 			Name: "a", Exec: []string{"node", "x"},
 			Env:            map[string]string{"K": "v"},
-			After:          []Dependency{{Job: "b", State: "started"}},
+			After:          []Dependency{{Job: "b", State: DependencyStarted}},
 			Restart:        Restart{Max: intp(3)},
 			PreStop:        &Hook{Exec: []string{"pre"}},
 			PostStop:       &Hook{Shell: "post"},
-			ForwardSignals: []string{"HUP"},
+			ForwardSignals: []Signal{Signal(unix.SIGHUP)},
 		}, {Name: "b", Shell: "y"}}}
 	}
 	raw := fresh()
@@ -96,7 +117,7 @@ func TestWithDefaultsDoesNotShare(t *testing.T) {
 	job.PreStop.Exec[0] = "changed"
 	job.PreStop.Timeout = time.Hour
 	job.PostStop.Shell = "changed"
-	job.ForwardSignals[0] = "changed"
+	job.ForwardSignals[0] = Signal(unix.SIGUSR1)
 	got.Jobs[1].Name = "changed"
 	if !reflect.DeepEqual(raw, fresh()) {
 		t.Errorf("changing the copy changed the receiver: %+v", raw)

@@ -10,6 +10,7 @@ import (
 // cycles, which would leave every job on them waiting forever. firstNamed
 // maps a job name to the index of the first job with that name.
 func validateDependencies(p *problems, jobs []Job, firstNamed map[string]int) {
+	namesUncertain := p.jobNamesUncertain(len(jobs))
 	waitsOn := make([][]int, len(jobs))
 	for i := range jobs {
 		job := &jobs[i]
@@ -18,26 +19,23 @@ func validateDependencies(p *problems, jobs []Job, firstNamed map[string]int) {
 			target, known := firstNamed[dep.Job]
 			switch {
 			case dep.Job == "":
-				p.add(path+".job", "required")
+				p.required(path+".job", "required")
 			case dep.Job == job.Name:
 				p.add(path+".job", "a job cannot wait for itself")
-			case !known:
+			case !known && !namesUncertain:
 				p.add(path+".job", "unknown job %s", quote(dep.Job))
-			default:
+			case known:
 				waitsOn[i] = append(waitsOn[i], target)
 			}
 			switch dep.State {
-			case "started", "succeeded", "failed", "stopped":
-			case "healthy":
+			case 0:
+				p.required(path+".state", "required (one of %s)", strings.Join(dependencyStateNames(), ", "))
+			case DependencyHealthy:
 				// A job without a check never becomes healthy: waiting
 				// for it would wait forever.
-				if known && jobs[target].Health == nil {
+				if known && jobs[target].Health == nil && !p.isUndecoded(fmt.Sprintf("jobs[%d].health", target)) {
 					p.add(path+".state", "job %s has no health check", quote(dep.Job))
 				}
-			case "":
-				p.add(path+".state", "required (one of %s)", dependencyStates)
-			default:
-				p.add(path+".state", "%s must be one of %s", quote(dep.State), dependencyStates)
 			}
 		}
 	}
@@ -50,8 +48,6 @@ func validateDependencies(p *problems, jobs []Job, firstNamed map[string]int) {
 		p.add("jobs", "dependency cycle: %s", strings.Join(names, " → "))
 	}
 }
-
-const dependencyStates = "started, healthy, succeeded, failed, stopped"
 
 // dependencyCycles finds cycles in the waits-on graph (job index → indexes
 // of the jobs it waits for) by depth-first search. Each cycle is returned

@@ -6,6 +6,15 @@ import (
 	"time"
 )
 
+// expandEnv runs expand on a whole text, with each error on its line.
+func expandEnv(text []byte, lookup LookupFunc) ([]byte, error) {
+	out, errs := expand(text, lookup, nil)
+	if len(errs) > 0 {
+		return nil, joinProblems(expansionProblems(errs))
+	}
+	return out, nil
+}
+
 func TestExpandEnv(t *testing.T) {
 	vars := env(map[string]string{"HOST": "db", "EMPTY": "", "PRICE": "$5"})
 	tests := []struct {
@@ -80,17 +89,17 @@ func TestExpandEnvIsLinear(t *testing.T) {
 	}
 }
 
-func TestNilLookupFindsNothing(t *testing.T) {
-	_, err := ParseWithEnv([]byte("jobs: [{name: ${X}}]"), "yaml", nil)
-	assertLines(t, err, "line 1: environment variable X is not set (use ${X:-default} to give a default)")
-	if _, err := ParseWithEnv([]byte("jobs: [{name: '${X:-a}'}]"), "yaml", nil); err != nil {
-		t.Error(err)
+func TestNilLookupIsTheProcessEnvironment(t *testing.T) {
+	t.Setenv("PILOT_CONFIG_TEST_NAME", "from-env")
+	cfg, err := Parse([]byte("jobs: [{name: ${PILOT_CONFIG_TEST_NAME}, shell: x}]"), "yaml", Options{})
+	if err != nil || cfg.Jobs[0].Name != "from-env" {
+		t.Errorf("%+v, %v", cfg, err)
 	}
 }
 
 func TestParseExpandsBeforeDecoding(t *testing.T) {
 	doc := "jobs:\n  - name: ${NAME}\n    shell: echo $HOME\n    restart: {max: ${MAX:-3}}\n"
-	cfg, err := ParseWithEnv([]byte(doc), "yaml", env(map[string]string{"NAME": "app"}))
+	cfg, err := decodeOnly([]byte(doc), "yaml", env(map[string]string{"NAME": "app"}))
 	if err != nil {
 		t.Fatal(err)
 	}

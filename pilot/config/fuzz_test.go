@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,10 +11,12 @@ import (
 
 var fuzzFormats = [...]string{"yaml", "json", "toml"}
 
-// FuzzParse feeds arbitrary documents through Parse, Validate and
-// WithDefaults. Beyond never panicking, it checks that an error comes alone
-// and is the same every time, that Validate leaves the config as it was,
-// and that defaults never make a valid config invalid.
+// FuzzParse feeds arbitrary documents through Parse, the one pass that
+// pilot validate and pilot run use, then Validate and WithDefaults. Beyond
+// never panicking, it checks that a config and an error never come
+// together, that the error is the same every time and holds *FieldErrors,
+// that Validate leaves the config as it was and agrees with Parse, and that
+// defaults never make a valid config invalid.
 func FuzzParse(f *testing.F) {
 	for i, format := range fuzzFormats {
 		seeds, _ := filepath.Glob("testdata/*." + format)
@@ -26,7 +29,9 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Add([]byte("jobs: [{name: ${SET_NAME}, shell: ${UNSET:-x}, env: {$$: ${}}}]"), uint8(0))
+	f.Add([]byte("x-a: &a {shell: x}\njobs: [{<<: *a, name: a, every: 0s, stopSignal: 9}]\n---\nb: 1\n"), uint8(0))
 	f.Add([]byte(`{"jobs": [{"name": "a", "exec": ["x"], "after": [{"job": "a"}]}]}`), uint8(1))
+	f.Add([]byte("# ${X}\n[[jobs]]\nname = \"a\" # ${Y}\nshell = 'x'\n[jobs.restart]\npolicy = 1\n"), uint8(2))
 
 	lookup := func(name string) (string, bool) {
 		if strings.HasPrefix(name, "SET") {
@@ -36,8 +41,14 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte, formatIndex uint8) {
 		format := fuzzFormats[int(formatIndex)%len(fuzzFormats)]
-		cfg, err := ParseWithEnv(data, format, lookup)
-		again, errAgain := ParseWithEnv(data, format, lookup)
+		opts := Options{Env: lookup, Check: func(c *Config) []*FieldError {
+			if c == nil {
+				t.Fatal("Check got no config")
+			}
+			return nil
+		}}
+		cfg, err := Parse(data, format, opts)
+		again, errAgain := Parse(data, format, opts)
 		if err != nil {
 			if cfg != nil {
 				t.Fatalf("a config came with the error %v", err)
@@ -45,17 +56,17 @@ func FuzzParse(f *testing.F) {
 			if err.Error() == "" || errAgain == nil || err.Error() != errAgain.Error() {
 				t.Fatalf("unstable or empty error:\n%v\n---\n%v", err, errAgain)
 			}
-			return
-		}
-		verr := cfg.Validate()
-		if !reflect.DeepEqual(cfg, again) {
-			t.Fatalf("Validate changed the config")
-		}
-		if verr != nil {
-			if again.Validate().Error() != verr.Error() {
-				t.Fatalf("unstable validation errors")
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("no *FieldError in %v", err)
 			}
 			return
+		}
+		if verr := cfg.Validate(); verr != nil {
+			t.Fatalf("Parse passed what Validate refuses: %v", verr)
+		}
+		if !reflect.DeepEqual(cfg, again) {
+			t.Fatalf("Validate changed the config")
 		}
 		withDefaults := cfg.WithDefaults()
 		if err := withDefaults.Validate(); err != nil {

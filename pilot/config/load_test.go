@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nodepilot/pilot/jobs"
 )
 
 // The same config in each format decodes to the same Config.
@@ -21,11 +25,11 @@ func TestParseFormats(t *testing.T) {
 			Exec:           []string{"node", "server.js"},
 			Main:           true,
 			Env:            map[string]string{"NODE_ENV": "production", "lower": "y", "MixedCase": "z"},
-			After:          []Dependency{{Job: "migrate", State: "succeeded"}},
-			Restart:        Restart{Policy: "on-failure", Max: &max, Backoff: Backoff{Initial: 500 * time.Millisecond}},
+			After:          []Dependency{{Job: "migrate", State: DependencySucceeded}},
+			Restart:        Restart{Policy: jobs.RestartOnFailure, Max: &max, Backoff: Backoff{Initial: 500 * time.Millisecond}},
 			StopTimeout:    1500 * time.Millisecond,
 			PreStop:        &Hook{Shell: "sleep 1", Timeout: time.Second},
-			ForwardSignals: []string{"SIGHUP"},
+			ForwardSignals: []Signal{Signal(unix.SIGHUP)},
 		}},
 	}
 	docs := map[string]string{
@@ -78,7 +82,7 @@ backoff = {initial = "500ms"}
 	}
 	for format, doc := range docs {
 		t.Run(format, func(t *testing.T) {
-			got, err := ParseWithEnv([]byte(doc), format, noEnv)
+			got, err := decodeOnly([]byte(doc), format, noEnv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,7 +104,7 @@ func TestEnvKeysKeepTheirCase(t *testing.T) {
 	}
 	for format, doc := range docs {
 		t.Run(format, func(t *testing.T) {
-			cfg, err := ParseWithEnv([]byte(doc), format, noEnv)
+			cfg, err := decodeOnly([]byte(doc), format, noEnv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,20 +117,19 @@ func TestEnvKeysKeepTheirCase(t *testing.T) {
 
 func TestParseFormatNames(t *testing.T) {
 	for _, format := range []string{"yaml", "YML", "Json", "toml"} {
-		if _, err := ParseWithEnv(nil, format, noEnv); err != nil && strings.Contains(err.Error(), "unknown config format") {
+		if _, err := Parse(nil, format, Options{Env: noEnv}); err != nil && strings.Contains(err.Error(), "unknown config format") {
 			t.Errorf("%s: %v", format, err)
 		}
 	}
-	_, err := ParseWithEnv([]byte("a=1"), "ini", noEnv)
+	_, err := Parse([]byte("a=1"), "ini", Options{Env: noEnv})
 	assertLines(t, err, `unknown config format "ini" (use yaml, yml, json or toml)`)
-	// viper knows dotenv; pilot does not take it.
-	_, err = ParseWithEnv([]byte("A=1"), "env", noEnv)
+	_, err = Parse([]byte("A=1"), "env", Options{Env: noEnv})
 	assertLines(t, err, `unknown config format "env" (use yaml, yml, json or toml)`)
 }
 
 func TestEmptyYAMLIsAnEmptyConfig(t *testing.T) {
 	for _, doc := range []string{"", "# nothing\n", "---\n", "null\n"} {
-		cfg := parseYAML(t, doc)
+		cfg := decodeYAML(t, doc)
 		if !reflect.DeepEqual(cfg, &Config{}) {
 			t.Errorf("%q: got %+v", doc, cfg)
 		}
@@ -278,7 +281,7 @@ jobs:
 			if tt.name == "errors sort by job number" {
 				doc = "jobs:\n" + doc
 			}
-			cfg, err := ParseWithEnv([]byte(doc), "yaml", noEnv)
+			cfg, err := decodeOnly([]byte(doc), "yaml", noEnv)
 			if cfg != nil {
 				t.Errorf("got a config with the errors: %+v", cfg)
 			}
@@ -296,7 +299,7 @@ func TestEnvTakesIntegersAndBooleansAsText(t *testing.T) {
 		"toml": "[[jobs]]\nenv = {PORT = 3000, DEBUG = true, BIG = \"18446744073709551615\", NEG = -1}\n",
 	}
 	for format, doc := range docs {
-		cfg, err := ParseWithEnv([]byte(doc), format, noEnv)
+		cfg, err := decodeOnly([]byte(doc), format, noEnv)
 		if err != nil {
 			t.Fatalf("%s: %v", format, err)
 		}
@@ -305,12 +308,12 @@ func TestEnvTakesIntegersAndBooleansAsText(t *testing.T) {
 		}
 	}
 	// JSON has only floats, which are not taken.
-	_, err := ParseWithEnv([]byte(`{"jobs": [{"env": {"PORT": 3000}}]}`), "json", noEnv)
+	_, err := decodeOnly([]byte(`{"jobs": [{"env": {"PORT": 3000}}]}`), "json", noEnv)
 	assertLines(t, err, "jobs[0].env.PORT: expected a string, got number 3000 (quote it to keep it as written)")
 }
 
 func TestDecodeErrorsAreFieldErrors(t *testing.T) {
-	_, err := ParseWithEnv([]byte("jobs:\n  - {main: x}\n"), "yaml", noEnv)
+	_, err := decodeOnly([]byte("jobs:\n  - {main: x}\n"), "yaml", noEnv)
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Path != "jobs[0].main" {
 		t.Fatalf("errors.As(%v) = %+v", err, fe)
@@ -323,15 +326,15 @@ func TestKeyTypesAndDuplicates(t *testing.T) {
 		want        []string
 	}{
 		{"yaml", "jobs:\n  - env: {1: a, true: b}\n    name: x\n", nil},
-		{"yaml", "jobs:\n  - env: {1: a, \"1\": b}\n", []string{`yaml: line 2: mapping key "1" already defined at line 2`}},
+		{"yaml", "jobs:\n  - env: {1: a, \"1\": b}\n", []string{`line 2: yaml: mapping key "1" already defined at line 2`}},
 		{"yaml", "jobs:\n  - env: {1: a, 1.0: b}\n", []string{`jobs[0].env: duplicate key "1"`}},
-		{"yaml", "log: {}\nlog: {}\n", []string{`yaml: line 2: mapping key "log" already defined at line 1`}},
-		{"json", `{"jobs": [{"env": {"A": "1", "A": "2"}}]}`, []string{`jobs[0].env: duplicate key "A"`}},
-		{"json", `{"log": {}, "log": {}}`, []string{`duplicate key "log"`}},
+		{"yaml", "log: {}\nlog: {}\n", []string{`line 2: yaml: mapping key "log" already defined at line 1`}},
+		{"json", `{"jobs": [{"env": {"A": "1", "A": "2"}}]}`, []string{`line 1: jobs[0].env: duplicate key "A"`}},
+		{"json", "{\"log\": {},\n \"log\": {}, \"log\": {}}", []string{`line 2: duplicate key "log"`, `line 2: duplicate key "log"`}},
 		{"toml", "[log]\nlevel = \"info\"\nlevel = \"debug\"\n", []string{`toml: key level is already defined`}},
 	}
 	for _, tt := range tests {
-		_, err := ParseWithEnv([]byte(tt.doc), tt.format, noEnv)
+		_, err := decodeOnly([]byte(tt.doc), tt.format, noEnv)
 		assertLines(t, err, tt.want...)
 	}
 }
@@ -339,18 +342,24 @@ func TestKeyTypesAndDuplicates(t *testing.T) {
 // A parser's complaint comes back as an error with a line, never a panic.
 func TestSyntaxErrors(t *testing.T) {
 	tests := []struct{ format, doc, want string }{
-		{"yaml", "jobs:\n  - name: a\n    exec: [a\n", "yaml: line 2: did not find expected"},
-		{"yaml", "- a\n- b\n", "yaml: line 1: the top level must be a mapping"},
-		{"yaml", "just a string", "yaml: line 1: the top level must be a mapping"},
-		{"json", "{\n  \"jobs\": [,]\n}", "json: line 2, column 12: invalid character ','"},
-		{"json", "[]", "json: the top level must be an object, not array"},
-		{"json", "", "json: line 1, column 1: unexpected end of JSON input"},
-		{"json", "{} {}", "json: line 1, column 4: invalid character '{' after top-level value"},
-		{"toml", "[jobs\nname = 1\n", "toml: line 1, column 6: "},
-		{"toml", "a = \n", "toml: line 1, column 5: "},
+		{"yaml", "jobs:\n  - name: a\n    exec: [a\n", "line 3: yaml: did not find expected ',' or ']'"},
+		// A parser error is on the line where what it could not finish
+		// began, or where it gave up when that is line 1.
+		{"yaml", "jobs:\n  - name: a\n   exec: x\n", "line 2: yaml: did not find expected '-' indicator"},
+		{"yaml", "jobs: [a\n", "line 2: yaml: did not find expected ',' or ']'"},
+		{"yaml", "jobs:\n\tname: a\n", "line 2: yaml: found character that cannot start any token"},
+		{"yaml", "a: b: c\n", "line 1: yaml: mapping values are not allowed in this context"},
+		{"yaml", "- a\n- b\n", "line 1: the top level must be a mapping"},
+		{"yaml", "just a string", "line 1: the top level must be a mapping"},
+		{"json", "{\n  \"jobs\": [,]\n}", "line 2: json: column 12: invalid character ','"},
+		{"json", "[]", "line 1: json: the top level must be an object, not array"},
+		{"json", "", "line 1: json: column 1: unexpected end of JSON input"},
+		{"json", "{} {}", "line 1: json: column 4: invalid character '{' after top-level value"},
+		{"toml", "[jobs\nname = 1\n", "line 1: toml: column 6: "},
+		{"toml", "a = \n", "line 1: toml: column 5: "},
 	}
 	for _, tt := range tests {
-		_, err := ParseWithEnv([]byte(tt.doc), tt.format, noEnv)
+		_, err := decodeOnly([]byte(tt.doc), tt.format, noEnv)
 		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("%s %q: got %v, want prefix %q", tt.format, tt.doc, err, tt.want)
 		}
@@ -366,72 +375,68 @@ func TestLoad(t *testing.T) {
 		}
 		return path
 	}
+	opts := Options{Env: noEnv}
 
 	t.Run("format from the extension", func(t *testing.T) {
 		for _, name := range []string{"p.yaml", "p.yml", "p.YAML"} {
-			cfg, err := LoadWithEnv(write(name, "jobs: [{name: ${N}}]\n"), env(map[string]string{"N": "app"}))
+			cfg, err := Load(write(name, "jobs: [{name: ${N}, shell: x}]\n"), Options{Env: env(map[string]string{"N": "app"})})
 			if err != nil || cfg.Jobs[0].Name != "app" {
 				t.Errorf("%s: %+v, %v", name, cfg, err)
 			}
 		}
-		if _, err := LoadWithEnv(write("p.json", `{"jobs": []}`), noEnv); err != nil {
+		if _, err := Load(write("p.json", `{"jobs": [{"name": "a", "shell": "x"}]}`), opts); err != nil {
 			t.Error(err)
 		}
-		if _, err := LoadWithEnv(write("p.toml", "jobs = []\n"), noEnv); err != nil {
+		if _, err := Load(write("p.toml", "[[jobs]]\nname = \"a\"\nshell = \"x\"\n"), opts); err != nil {
 			t.Error(err)
 		}
 	})
 	t.Run("unknown extension", func(t *testing.T) {
 		path := write("pilot.ini", "")
-		_, err := LoadWithEnv(path, noEnv)
+		_, err := Load(path, opts)
 		assertLines(t, err, path+`: unknown config format "ini" (use yaml, yml, json or toml)`)
 	})
 	t.Run("no extension", func(t *testing.T) {
 		path := write("pilot", "")
-		_, err := LoadWithEnv(path, noEnv)
+		_, err := Load(path, opts)
 		assertLines(t, err, path+": cannot tell the config format without an extension (use yaml, yml, json or toml)")
 	})
 	t.Run("missing file", func(t *testing.T) {
-		_, err := LoadWithEnv(filepath.Join(dir, "nope.yaml"), noEnv)
+		_, err := Load(filepath.Join(dir, "nope.yaml"), opts)
 		if !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("got %v", err)
 		}
 	})
-	t.Run("every error line names the file", func(t *testing.T) {
+	t.Run("every error line names the file and line", func(t *testing.T) {
 		path := write("bad.yaml", "jobs:\n  - {main: 1, exec: x}\n")
-		_, err := LoadWithEnv(path, noEnv)
+		_, err := Load(path, opts)
 		assertLines(t, err,
-			path+`: jobs[0].exec: expected a list, got string "x"`,
-			path+`: jobs[0].main: expected a boolean, got number 1`,
+			path+`:2: jobs[0].exec: expected a list, got string "x"`,
+			path+`:2: jobs[0].main: expected a boolean, got number 1`,
+			path+`:2: jobs[0].name: required`,
 		)
 		var fe *FieldError
-		if !errors.As(err, &fe) {
-			t.Error("the FieldErrors are lost")
+		if !errors.As(err, &fe) || fe.File != path || fe.Line != 2 {
+			t.Errorf("the FieldErrors are lost: %+v", fe)
 		}
 	})
-	t.Run("syntax and expansion errors name the file", func(t *testing.T) {
-		for _, content := range []string{"jobs: [\n", "jobs: ${NOPE}\n"} {
+	t.Run("syntax and expansion errors name the file and line", func(t *testing.T) {
+		for content, want := range map[string]string{
+			"jobs: [\n":       ":2: yaml: did not find expected node content",
+			"jobs: ${NOPE}\n": ":1: jobs: environment variable NOPE is not set",
+		} {
 			path := write("bad.yaml", content)
-			_, err := LoadWithEnv(path, noEnv)
-			if err == nil || !strings.HasPrefix(err.Error(), path+": ") {
-				t.Errorf("%q: got %v", content, err)
+			_, err := Load(path, opts)
+			if err == nil || !strings.HasPrefix(err.Error(), path+want) {
+				t.Errorf("%q: got %v, want %s%s…", content, err, path, want)
 			}
 		}
 	})
-	t.Run("process environment", func(t *testing.T) {
-		t.Setenv("PILOT_CONFIG_TEST_NAME", "from-env")
-		cfg, err := Load(write("p.yaml", "jobs: [{name: ${PILOT_CONFIG_TEST_NAME}}]\n"))
-		if err != nil || cfg.Jobs[0].Name != "from-env" {
-			t.Errorf("%+v, %v", cfg, err)
-		}
+	t.Run("size cap", func(t *testing.T) {
+		path := write("big.yaml", "jobs: []\n"+strings.Repeat("# padding\n", MaxFileSize/10))
+		_, err := Load(path, opts)
+		assertLines(t, err, path+": larger than 1 MiB, the most a config file may hold: is it the right file?")
+		_, err = Parse(make([]byte, MaxFileSize+1), "yaml", opts)
+		assertLines(t, err, "larger than 1 MiB, the most a config file may hold: is it the right file?")
 	})
-}
-
-type panickingCodec struct{}
-
-func (panickingCodec) Decode([]byte, map[string]any) error { panic("boom") }
-
-func TestParserPanicIsAnError(t *testing.T) {
-	err := decodeSafely(panickingCodec{}, nil, map[string]any{})
-	assertLines(t, err, "the parser failed on this input: boom")
 }

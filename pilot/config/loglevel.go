@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 )
 
@@ -32,4 +33,16 @@ func ParseLogLevel(s string) (slog.Level, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s is not a log level (debug, info, warn, error)", quote(s))
+}
+
+// logFormats is the one list of pilot's log formats.
+var logFormats = []string{"text", "json"}
+
+// ParseLogFormat reads a log format: text or json. It serves both
+// log.format and PILOT_LOG_FORMAT.
+func ParseLogFormat(s string) (string, error) {
+	if !slices.Contains(logFormats, s) {
+		return "", notOneOf(s, logFormats)
+	}
+	return s, nil
 }

@@ -26,12 +26,14 @@ func spellPath(steps []any) string {
 }
 
 // locate turns a mapstructure field name ("jobs[0].env[NODE_ENV]") into
-// pilot's path spelling ("jobs[0].env.NODE_ENV") by walking the Config type
-// along it, and returns the type found there (nil if the walk fails, in
-// which case the name is returned as it was).
-func locate(name string) (string, reflect.Type) {
+// pilot's path spelling ("jobs[0].env.NODE_ENV") and the steps to it in the
+// decoded tree, by walking the Config type along it, and returns the type
+// found there (nil if the walk fails, in which case the name is returned as
+// it was, with no steps).
+func locate(name string) (string, []any, reflect.Type) {
 	t := reflect.TypeFor[Config]()
 	var path strings.Builder
+	var steps []any
 	rest := name
 	for rest != "" {
 		for t.Kind() == reflect.Pointer {
@@ -46,8 +48,9 @@ func locate(name string) (string, reflect.Type) {
 			}
 			field, ok := fieldByKey(t, rest[:end])
 			if !ok {
-				return name, nil
+				return name, nil, nil
 			}
+			steps = append(steps, rest[:end])
 			if path.Len() > 0 {
 				path.WriteByte('.')
 			}
@@ -56,26 +59,32 @@ func locate(name string) (string, reflect.Type) {
 		case reflect.Slice:
 			end := strings.IndexByte(rest, ']')
 			if !strings.HasPrefix(rest, "[") || end < 0 {
-				return name, nil
+				return name, nil, nil
 			}
+			index, err := strconv.Atoi(rest[1:end])
+			if err != nil {
+				return name, nil, nil
+			}
+			steps = append(steps, index)
 			path.WriteString(rest[:end+1])
 			rest, t = rest[end+1:], t.Elem()
 		case reflect.Map:
 			// The config's only map (env) has string values, so the key
 			// runs to the final ] even if it holds brackets itself.
 			if !strings.HasPrefix(rest, "[") || !strings.HasSuffix(rest, "]") {
-				return name, nil
+				return name, nil, nil
 			}
 			key := rest[1 : len(rest)-1]
+			steps = append(steps, key)
 			whole := keyPath(path.String(), key)
 			path.Reset()
 			path.WriteString(whole)
 			rest, t = "", t.Elem()
 		default:
-			return name, nil
+			return name, nil, nil
 		}
 	}
-	return path.String(), t
+	return path.String(), steps, t
 }
 
 // fieldByKey finds the struct field that a config key names.

@@ -11,29 +11,47 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nodepilot/pilot/jobs"
 )
 
-// Validate checks the config as written (defaults not yet filled in) and
+// Validate checks a config as written (defaults not yet filled in) and
 // returns every problem it finds, joined one per line, each a *FieldError
-// that names its path: "jobs[1].restart.max: must be ≥ 0". It reads c only.
+// that names its path: "jobs[1].restart.max: must be ≥ 0". It reads c
+// only. Load and Parse validate what they decode; Validate is for a Config
+// built in code, where a zero value always means "not set".
 func (c *Config) Validate() error {
 	if c == nil {
 		return errors.New("no config")
 	}
 	var p problems
-	oneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
-	oneOf(&p, "log.format", c.Log.Format, "text", "json")
-	nonNegative(&p, "stopTimeout", c.StopTimeout)
-	c.Consul.validate(&p)
-	c.validateJobs(&p)
-	c.validateWatches(&p)
-	c.validateTelemetry(&p)
-	return p.err()
+	c.validate(&p)
+	sortProblems(p.list)
+	return joinProblems(p.list)
+}
+
+func (c *Config) validate(p *problems) {
+	if c.Log.Level != "" {
+		if _, err := ParseLogLevel(c.Log.Level); err != nil {
+			p.add("log.level", "%v", err)
+		}
+	}
+	if c.Log.Format != "" {
+		if _, err := ParseLogFormat(c.Log.Format); err != nil {
+			p.add("log.format", "%v", err)
+		}
+	}
+	nonNegative(p, "stopTimeout", c.StopTimeout)
+	notExplicitZero(p, "stopTimeout", c.StopTimeout, "the default "+formatDuration(DefaultStopTimeout))
+	c.Consul.validate(p)
+	c.validateJobs(p)
+	c.validateWatches(p)
+	c.validateTelemetry(p)
 }
 
 func (c *Config) validateJobs(p *problems) {
 	if len(c.Jobs) == 0 {
-		p.add("jobs", "at least one job is required")
+		p.required("jobs", "at least one job is required")
 		return
 	}
 	firstNamed := map[string]int{} // job name → index of the first job with it
@@ -59,6 +77,21 @@ func (c *Config) validateJobs(p *problems) {
 	validateDependencies(p, c.Jobs, firstNamed)
 }
 
+// jobNamesUncertain reports whether a job's name could not be decoded, in
+// which case a reference to an unknown job may well name that job, and
+// saying so would be noise.
+func (p *problems) jobNamesUncertain(jobCount int) bool {
+	if p.isUndecoded("jobs") {
+		return true
+	}
+	for i := range jobCount {
+		if p.isUndecoded(fmt.Sprintf("jobs[%d].name", i)) {
+			return true
+		}
+	}
+	return false
+}
+
 func (j *Job) validate(p *problems, path string, topStopTimeout time.Duration) {
 	validateJobName(p, path+".name", j.Name)
 	validateCommand(p, path, j.Exec, j.Shell)
@@ -72,18 +105,12 @@ func (j *Job) validate(p *problems, path string, topStopTimeout time.Duration) {
 	j.validateStop(p, path, topStopTimeout)
 	validateHook(p, path+".preStop", j.PreStop)
 	validateHook(p, path+".postStop", j.PostStop)
-	oneOf(p, path+".output", j.Output, "raw", "prefixed", "json")
 	validateForwardSignals(p, path+".forwardSignals", j.ForwardSignals)
-	if j.MaxMemory != "" {
-		if _, err := ParseBytes(j.MaxMemory); err != nil {
-			p.add(path+".maxMemory", "%v", err)
-		}
-	}
 }
 
 func validateJobName(p *problems, path, name string) {
 	if name == "" {
-		p.add(path, "required")
+		p.required(path, "required")
 		return
 	}
 	valid := isAlphanumeric(name[0])
@@ -101,7 +128,7 @@ func validateCommand(p *problems, path string, exec []string, shell string) {
 	case exec != nil && shell != "":
 		p.add(path, "exec and shell are mutually exclusive; set one")
 	case exec == nil && shell == "":
-		p.add(path, "one of exec or shell is required")
+		p.addAbout([]string{path + ".exec", path + ".shell"}, path, "one of exec or shell is required")
 	case exec != nil && len(exec) == 0:
 		p.add(path+".exec", "must not be empty")
 	case exec != nil && exec[0] == "":
@@ -114,8 +141,8 @@ func validateCommand(p *problems, path string, exec []string, shell string) {
 }
 
 // validUser accepts "", a user name, a uid, or user:group with a name or a
-// number on each side. Whether the user exists is checked where the job is
-// built, on the machine that runs it.
+// number on each side. Whether the user exists is a question for the
+// machine that runs the job (pilot's host checks).
 func validUser(s string) bool {
 	if s == "" {
 		return true
@@ -155,9 +182,12 @@ func validateEnv(p *problems, path string, env map[string]string) {
 
 func (j *Job) validateSchedule(p *problems, path string) {
 	nonNegative(p, path+".timeout", j.Timeout)
+	notExplicitZero(p, path+".timeout", j.Timeout, "no limit (a periodic job's limit is its period)")
 	switch {
 	case j.Every < 0:
-		p.add(path+".every", "must be ≥ 0")
+		p.add(path+".every", "must be ≥ %s", formatDuration(MinEvery))
+	case j.Every == 0 && p.explicit(path+".every"):
+		p.add(path+".every", "must be ≥ %s (leave it out for a job that is not periodic)", formatDuration(MinEvery))
 	case j.Every > 0 && j.Every < MinEvery:
 		p.add(path+".every", "must be ≥ %s", formatDuration(MinEvery))
 	}
@@ -167,20 +197,26 @@ func (j *Job) validateSchedule(p *problems, path string) {
 	if j.Main {
 		p.add(path+".every", "a main job cannot be periodic")
 	}
-	if policy := j.Restart.Policy; policy != "" && policy != "never" {
+	if j.Restart.Policy != jobs.RestartNever {
 		p.add(path+".restart.policy", "a periodic job cannot restart (its next run is the retry); use never or leave it out")
 	}
 }
 
 func (r *Restart) validate(p *problems, path string) {
-	oneOf(p, path+".policy", r.Policy, "never", "on-failure", "always")
 	if r.Max != nil && *r.Max < 0 {
 		p.add(path+".max", "must be ≥ 0")
 	}
 	b := &r.Backoff
 	nonNegative(p, path+".backoff.initial", b.Initial)
+	notExplicitZero(p, path+".backoff.initial", b.Initial, "the default "+formatDuration(DefaultBackoffInitial))
 	nonNegative(p, path+".backoff.max", b.Max)
+	notExplicitZero(p, path+".backoff.max", b.Max, "the default "+formatDuration(DefaultBackoffMax))
+	// The delay doubles up to max: a bound keeps the arithmetic sound.
+	if b.Max > MaxBackoff {
+		p.add(path+".backoff.max", "%s exceeds %s", formatDuration(b.Max), formatDuration(MaxBackoff))
+	}
 	nonNegative(p, path+".backoff.resetAfter", b.ResetAfter)
+	notExplicitZero(p, path+".backoff.resetAfter", b.ResetAfter, "the default "+formatDuration(DefaultBackoffResetAfter))
 	if b.Max >= 0 && b.Initial > b.effectiveMax() {
 		if b.Max == 0 {
 			p.add(path+".backoff.initial", "%s exceeds the default backoff.max %s", formatDuration(b.Initial), formatDuration(DefaultBackoffMax))
@@ -191,16 +227,12 @@ func (r *Restart) validate(p *problems, path string) {
 }
 
 func (j *Job) validateStop(p *problems, path string, topStopTimeout time.Duration) {
-	if j.StopSignal != "" {
-		sig, err := ParseSignal(j.StopSignal)
-		switch {
-		case err != nil:
-			p.add(path+".stopSignal", "%v", err)
-		case sig == unix.SIGKILL || sig == unix.SIGSTOP:
-			p.add(path+".stopSignal", "%s cannot be a stop signal: a job cannot catch it to stop cleanly (pilot sends SIGKILL itself once stopTimeout passes)", unix.SignalName(sig))
-		}
+	if sig := syscall.Signal(j.StopSignal); sig == unix.SIGKILL || sig == unix.SIGSTOP {
+		p.add(path+".stopSignal", "%s cannot be a stop signal: a job cannot catch it to stop cleanly (pilot sends SIGKILL itself once stopTimeout passes)", j.StopSignal)
 	}
 	nonNegative(p, path+".stopTimeout", j.StopTimeout)
+	notExplicitZero(p, path+".stopTimeout", j.StopTimeout,
+		fmt.Sprintf("the default %s, or the top-level stopTimeout if shorter", formatDuration(DefaultJobStopTimeout)))
 	// A negative top-level stopTimeout is reported on its own; comparing
 	// against it would only echo that error on every job.
 	if topStopTimeout > 0 && j.StopTimeout > topStopTimeout {
@@ -214,38 +246,41 @@ func validateHook(p *problems, path string, h *Hook) {
 	}
 	validateCommand(p, path, h.Exec, h.Shell)
 	nonNegative(p, path+".timeout", h.Timeout)
+	notExplicitZero(p, path+".timeout", h.Timeout, "the default "+formatDuration(DefaultHookTimeout))
 }
 
-func validateForwardSignals(p *problems, path string, names []string) {
-	firstAt := map[syscall.Signal]int{}
-	for i, name := range names {
+func validateForwardSignals(p *problems, path string, signals []Signal) {
+	firstAt := map[Signal]int{}
+	for i, sig := range signals {
 		at := fmt.Sprintf("%s[%d]", path, i)
-		sig, err := ParseSignal(name)
-		if err != nil {
-			p.add(at, "%v", err)
-			continue
+		if sig == 0 {
+			continue // not decoded, and reported so
 		}
-		if !forwardable(sig) {
-			p.add(at, "%s cannot be forwarded (forwardable: %s)", unix.SignalName(sig), forwardableSignals)
+		if !forwardable(syscall.Signal(sig)) {
+			p.add(at, "%s cannot be forwarded (forwardable: %s)", sig, forwardableSignals)
 			continue
 		}
 		if first, dup := firstAt[sig]; dup {
-			p.add(at, "duplicate %s (also forwardSignals[%d])", unix.SignalName(sig), first)
+			p.add(at, "duplicate %s (also forwardSignals[%d])", sig, first)
 			continue
 		}
 		firstAt[sig] = i
 	}
 }
 
-func oneOf(p *problems, path, value string, allowed ...string) {
-	if value != "" && !slices.Contains(allowed, value) {
-		p.add(path, "%s must be one of %s", quote(value), strings.Join(allowed, ", "))
-	}
-}
-
 func nonNegative(p *problems, path string, d time.Duration) {
 	if d < 0 {
 		p.add(path, "must be ≥ 0")
+	}
+}
+
+// notExplicitZero refuses a zero duration that the file wrote where a
+// missing key means a default: `stopTimeout: 0s` asks for something (no
+// time at all?) that the default is not, and pilot will not guess. The
+// message says what leaving it out gives.
+func notExplicitZero(p *problems, path string, d time.Duration, whenLeftOut string) {
+	if d == 0 && p.explicit(path) {
+		p.add(path, "must be > 0 (leave it out for %s)", whenLeftOut)
 	}
 }
 

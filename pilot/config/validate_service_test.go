@@ -29,14 +29,13 @@ func TestValidateHealthAndService(t *testing.T) {
 			"jobs[0].health: set exactly one of http, tcp, exec, shell",
 		}},
 		{"bad check fields", nil, []Job{job(&Health{HTTP: &HTTPCheck{Port: 70000, Path: "health", ExpectStatus: []int{200, 99}},
-			Interval: 50 * time.Millisecond, Timeout: time.Second, UnhealthyThreshold: -1, OnUnhealthy: "reboot"}, nil)}, []string{
+			Interval: 50 * time.Millisecond, Timeout: time.Second, UnhealthyThreshold: -1}, nil)}, []string{
 			`jobs[0].health.http.expectStatus[1]: 99 is not an HTTP status`,
 			`jobs[0].health.http.path: "health" must start with /`,
 			`jobs[0].health.http.port: 70000 is not a port (1–65535)`,
-			`jobs[0].health.interval: must be ≥ 100ms`,
-			`jobs[0].health.onUnhealthy: "reboot" must be one of none, restart`,
+			`jobs[0].health.interval: must be ≥ 100ms (leave it out for the default 5s)`,
 			`jobs[0].health.timeout: 1s exceeds the interval 50ms (checks never overlap)`,
-			`jobs[0].health.unhealthyThreshold: must be ≥ 1`,
+			`jobs[0].health.unhealthyThreshold: must be between 1 and 100 (leave it out for the default 3)`,
 		}},
 		{"bad service fields", consul, []Job{job(httpCheck, &Service{Name: "web site", Port: 0,
 			Address: Address{CIDR: "10.0.0.0", Static: "x"}, TTL: 500 * time.Millisecond, DeregisterCriticalAfter: time.Second, Drain: -time.Second})}, []string{
@@ -47,7 +46,7 @@ func TestValidateHealthAndService(t *testing.T) {
 			`jobs[0].service.drain: must be ≥ 0`,
 			`jobs[0].service.name: "web site": use letters, digits and dashes`,
 			`jobs[0].service.port: 0 is not a port (1–65535)`,
-			`jobs[0].service.ttl: must be ≥ 1s`,
+			`jobs[0].service.ttl: must be ≥ 1s (leave it out for the default, 3 × health.interval)`,
 		}},
 		{"bad traefik block", consul, []Job{job(httpCheck, &Service{Name: "web", Port: 3000,
 			Traefik: &Traefik{Port: 99999, Priority: -1, HealthCheck: &TraefikHealthCheck{Path: "health"}}})}, []string{

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/nodepilot/pilot/telemetry/custom"
 )
 
 // Prometheus's own name rules (metric names may hold ':', label names not;
@@ -22,19 +24,19 @@ var reservedLabels = []string{"job", "instance", "le", "quantile"}
 func (c *Config) validateTelemetry(p *problems) {
 	if t := c.Telemetry; t != nil {
 		if t.Listen == "" {
-			p.add("telemetry.listen", "required (host:port, e.g. \":9090\")")
+			p.required("telemetry.listen", "required (host:port, e.g. \":9090\")")
 		} else if _, port, err := net.SplitHostPort(t.Listen); err != nil {
 			p.add("telemetry.listen", "%s is not host:port", quote(t.Listen))
 		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			p.add("telemetry.listen", "port %s: want 1-65535", quote(port))
 		}
 		if t.Register && c.Consul == nil {
-			p.add("telemetry.register", "needs the top-level consul block")
+			p.addAbout([]string{"consul"}, "telemetry.register", "needs the top-level consul block")
 		}
 	}
 	needsTelemetry := func(path, what string) {
 		if c.Telemetry == nil {
-			p.add(path, "%s needs the top-level telemetry block (telemetry.listen)", what)
+			p.addAbout([]string{"telemetry"}, path, "%s needs the top-level telemetry block (telemetry.listen)", what)
 		}
 	}
 	seen := map[string]int{}
@@ -45,7 +47,7 @@ func (c *Config) validateTelemetry(p *problems) {
 		}
 		switch {
 		case m.Name == "":
-			p.add(path+".name", "required")
+			p.required(path+".name", "required")
 		case !metricNameRE.MatchString(m.Name):
 			p.add(path+".name", "%s is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)", quote(m.Name))
 		case strings.HasPrefix(m.Name, "pilot_"):
@@ -57,11 +59,9 @@ func (c *Config) validateTelemetry(p *problems) {
 			seen[m.Name] = i
 		}
 		if m.Type == "" {
-			p.add(path+".type", "required (counter, gauge or histogram)")
-		} else {
-			oneOf(p, path+".type", m.Type, "counter", "gauge", "histogram")
+			p.required(path+".type", "required (counter, gauge or histogram)")
 		}
-		if m.Type == "counter" && m.Name != "" && !strings.HasSuffix(m.Name, "_total") {
+		if m.Type == custom.Counter && m.Name != "" && !strings.HasSuffix(m.Name, "_total") {
 			p.add(path+".name", "a counter's name ends in _total (Prometheus naming): %s", quote(m.Name+"_total"))
 		}
 		labels := map[string]bool{}
@@ -77,7 +77,7 @@ func (c *Config) validateTelemetry(p *problems) {
 			}
 			labels[l] = true
 		}
-		if len(m.Buckets) > 0 && m.Type != "histogram" {
+		if len(m.Buckets) > 0 && m.Type != custom.Histogram && m.Type != "" {
 			p.add(path+".buckets", "only a histogram has buckets")
 		}
 		for k := 1; k < len(m.Buckets); k++ {
@@ -95,7 +95,7 @@ func (c *Config) validateTelemetry(p *problems) {
 		if j.Sensor {
 			needsTelemetry(path+".sensor", "a sensor job")
 			if len(c.Metrics) == 0 {
-				p.add(path+".sensor", "declare the metrics it sets under the top-level metrics")
+				p.addAbout([]string{"metrics"}, path+".sensor", "declare the metrics it sets under the top-level metrics")
 			}
 			if j.Main {
 				p.add(path+".sensor", "the main job cannot be a sensor")

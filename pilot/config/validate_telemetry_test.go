@@ -36,14 +36,13 @@ func TestValidateTelemetry(t *testing.T) {
 		}},
 		{"bad metrics", Config{Telemetry: tel, Metrics: []Metric{
 			{Name: "1x", Type: "gauge"},
-			{Name: "pilot_mine", Type: "summary"},
+			{Name: "pilot_mine", Type: "gauge"},
 			{Name: "hits", Type: "counter", Labels: []string{"job", "a-b", "k", "k"}},
 			{Name: "hits", Type: "gauge", Buckets: []float64{2, 1}},
 			{Type: "histogram", Buckets: []float64{1, 1}},
 		}, Jobs: plain}, []string{
 			`metrics[0].name: "1x" is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)`,
 			`metrics[1].name: "pilot_mine": the pilot_ prefix is pilot's own`,
-			`metrics[1].type: "summary" must be one of counter, gauge, histogram`,
 			`metrics[2].labels[0]: "job" is reserved (job, instance, le, quantile)`,
 			`metrics[2].labels[1]: "a-b" is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`,
 			`metrics[2].labels[3]: duplicate "k"`,

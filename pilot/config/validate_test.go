@@ -5,6 +5,11 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/jobs/output"
 )
 
 // validConfig is a small valid config that each case breaks in one way.
@@ -16,6 +21,14 @@ func validConfig() *Config {
 }
 
 func intp(n int) *int { return &n }
+
+func signals(sigs ...unix.Signal) []Signal {
+	out := make([]Signal, len(sigs))
+	for i, s := range sigs {
+		out[i] = Signal(s)
+	}
+	return out
+}
 
 func TestValidate(t *testing.T) {
 	tests := []struct {
@@ -32,10 +45,11 @@ func TestValidate(t *testing.T) {
 			modify: func(c *Config) { c.Log = Log{Level: "verbose", Format: "xml"} },
 			want: []string{
 				`log.format: "xml" must be one of text, json`,
-				`log.level: "verbose" must be one of debug, info, warn, error`,
+				`log.level: "verbose" is not a log level (debug, info, warn, error)`,
 			},
 		},
-		{name: "levels are lowercase", modify: func(c *Config) { c.Log.Level = "INFO" }, want: []string{`log.level: "INFO" must be one of debug, info, warn, error`}},
+		{name: "levels in any case, warning too", modify: func(c *Config) { c.Log.Level = "WARNING" }},
+		{name: "formats are lowercase", modify: func(c *Config) { c.Log.Format = "JSON" }, want: []string{`log.format: "JSON" must be one of text, json`}},
 
 		// jobs and names
 		{name: "no jobs", modify: func(c *Config) { c.Jobs = nil }, want: []string{"jobs: at least one job is required"}},
@@ -95,17 +109,16 @@ func TestValidate(t *testing.T) {
 		},
 
 		// after
-		{name: "after", modify: func(c *Config) { c.Jobs[1].After = []Dependency{{Job: "app", State: "started"}} }},
+		{name: "after", modify: func(c *Config) { c.Jobs[1].After = []Dependency{{Job: "app", State: DependencyStarted}} }},
 		{
 			name: "after problems",
 			modify: func(c *Config) {
 				c.Jobs[1].After = []Dependency{
-					{Job: "migrate", State: "succeeded"},
-					{Job: "worker", State: "started"},
-					{State: "stopped"},
+					{Job: "migrate", State: DependencySucceeded},
+					{Job: "worker", State: DependencyStarted},
+					{State: DependencyStopped},
 					{Job: "app"},
-					{Job: "app", State: "done"},
-					{Job: "app", State: "healthy"},
+					{Job: "app", State: DependencyHealthy},
 				}
 			},
 			want: []string{
@@ -113,15 +126,14 @@ func TestValidate(t *testing.T) {
 				"jobs[1].after[1].job: a job cannot wait for itself",
 				"jobs[1].after[2].job: required",
 				"jobs[1].after[3].state: required (one of started, healthy, succeeded, failed, stopped)",
-				`jobs[1].after[4].state: "done" must be one of started, healthy, succeeded, failed, stopped`,
-				`jobs[1].after[5].state: job "app" has no health check`,
+				`jobs[1].after[4].state: job "app" has no health check`,
 			},
 		},
 		{
 			name: "two-job cycle",
 			modify: func(c *Config) {
-				c.Jobs[0].After = []Dependency{{Job: "worker", State: "started"}}
-				c.Jobs[1].After = []Dependency{{Job: "app", State: "started"}, {Job: "app", State: "stopped"}}
+				c.Jobs[0].After = []Dependency{{Job: "worker", State: DependencyStarted}}
+				c.Jobs[1].After = []Dependency{{Job: "app", State: DependencyStarted}, {Job: "app", State: DependencyStopped}}
 			},
 			want: []string{"jobs: dependency cycle: app → worker → app"},
 		},
@@ -129,10 +141,10 @@ func TestValidate(t *testing.T) {
 			name: "three-job cycle found from its middle",
 			modify: func(c *Config) {
 				c.Jobs = []Job{
-					{Name: "a", Shell: "x", After: []Dependency{{Job: "b", State: "started"}}},
-					{Name: "b", Shell: "x", After: []Dependency{{Job: "c", State: "started"}}},
-					{Name: "c", Shell: "x", After: []Dependency{{Job: "a", State: "succeeded"}}},
-					{Name: "d", Shell: "x", After: []Dependency{{Job: "b", State: "started"}}},
+					{Name: "a", Shell: "x", After: []Dependency{{Job: "b", State: DependencyStarted}}},
+					{Name: "b", Shell: "x", After: []Dependency{{Job: "c", State: DependencyStarted}}},
+					{Name: "c", Shell: "x", After: []Dependency{{Job: "a", State: DependencySucceeded}}},
+					{Name: "d", Shell: "x", After: []Dependency{{Job: "b", State: DependencyStarted}}},
 				}
 			},
 			want: []string{"jobs: dependency cycle: a → b → c → a"},
@@ -141,10 +153,10 @@ func TestValidate(t *testing.T) {
 			name: "two cycles",
 			modify: func(c *Config) {
 				c.Jobs = []Job{
-					{Name: "d", Shell: "x", After: []Dependency{{Job: "a", State: "started"}}},
-					{Name: "a", Shell: "x", After: []Dependency{{Job: "b", State: "started"}}},
-					{Name: "b", Shell: "x", After: []Dependency{{Job: "a", State: "started"}, {Job: "c", State: "started"}}},
-					{Name: "c", Shell: "x", After: []Dependency{{Job: "d", State: "started"}}},
+					{Name: "d", Shell: "x", After: []Dependency{{Job: "a", State: DependencyStarted}}},
+					{Name: "a", Shell: "x", After: []Dependency{{Job: "b", State: DependencyStarted}}},
+					{Name: "b", Shell: "x", After: []Dependency{{Job: "a", State: DependencyStarted}, {Job: "c", State: DependencyStarted}}},
+					{Name: "c", Shell: "x", After: []Dependency{{Job: "d", State: DependencyStarted}}},
 				}
 			},
 			want: []string{"jobs: dependency cycle: a → b → a", "jobs: dependency cycle: d → a → b → c → d"},
@@ -153,9 +165,9 @@ func TestValidate(t *testing.T) {
 			name: "diamond is not a cycle",
 			modify: func(c *Config) {
 				c.Jobs = []Job{
-					{Name: "a", Shell: "x", After: []Dependency{{Job: "b", State: "started"}, {Job: "c", State: "started"}}},
-					{Name: "b", Shell: "x", After: []Dependency{{Job: "d", State: "started"}}},
-					{Name: "c", Shell: "x", After: []Dependency{{Job: "d", State: "started"}}},
+					{Name: "a", Shell: "x", After: []Dependency{{Job: "b", State: DependencyStarted}, {Job: "c", State: DependencyStarted}}},
+					{Name: "b", Shell: "x", After: []Dependency{{Job: "d", State: DependencyStarted}}},
+					{Name: "c", Shell: "x", After: []Dependency{{Job: "d", State: DependencyStarted}}},
 					{Name: "d", Shell: "x"},
 				}
 			},
@@ -192,26 +204,25 @@ func TestValidate(t *testing.T) {
 		// every and timeout
 		{name: "periodic", modify: func(c *Config) { c.Jobs[1].Every = MinEvery; c.Jobs[1].Timeout = time.Hour }},
 		{name: "every too short", modify: func(c *Config) { c.Jobs[1].Every = 10 * time.Millisecond }, want: []string{"jobs[1].every: must be ≥ 100ms"}},
-		{name: "negative every", modify: func(c *Config) { c.Jobs[1].Every = -time.Second }, want: []string{"jobs[1].every: must be ≥ 0"}},
+		{name: "negative every", modify: func(c *Config) { c.Jobs[1].Every = -time.Second }, want: []string{"jobs[1].every: must be ≥ 100ms"}},
 		{name: "negative timeout", modify: func(c *Config) { c.Jobs[1].Timeout = -time.Second }, want: []string{"jobs[1].timeout: must be ≥ 0"}},
 		{
 			name: "periodic jobs do not restart",
 			modify: func(c *Config) {
 				c.Jobs[1].Every = time.Minute
-				c.Jobs[1].Restart.Policy = "on-failure"
+				c.Jobs[1].Restart.Policy = jobs.RestartOnFailure
 			},
 			want: []string{"jobs[1].restart.policy: a periodic job cannot restart (its next run is the retry); use never or leave it out"},
 		},
-		{name: "periodic job with never", modify: func(c *Config) { c.Jobs[1].Every = time.Minute; c.Jobs[1].Restart.Policy = "never" }},
+		{name: "periodic job with never", modify: func(c *Config) { c.Jobs[1].Every = time.Minute; c.Jobs[1].Restart.Policy = jobs.RestartNever }},
 
 		// restart
 		{
 			name: "restart",
 			modify: func(c *Config) {
-				c.Jobs[0].Restart = Restart{Policy: "always", Max: intp(0), Backoff: Backoff{Initial: time.Second, Max: time.Second, ResetAfter: time.Minute}}
+				c.Jobs[0].Restart = Restart{Policy: jobs.RestartAlways, Max: intp(0), Backoff: Backoff{Initial: time.Second, Max: time.Second, ResetAfter: time.Minute}}
 			},
 		},
-		{name: "unknown policy", modify: func(c *Config) { c.Jobs[0].Restart.Policy = "sometimes" }, want: []string{`jobs[0].restart.policy: "sometimes" must be one of never, on-failure, always`}},
 		{name: "negative max", modify: func(c *Config) { c.Jobs[1].Restart.Max = intp(-1) }, want: []string{"jobs[1].restart.max: must be ≥ 0"}},
 		{
 			name:   "negative backoff",
@@ -233,26 +244,30 @@ func TestValidate(t *testing.T) {
 			want:   []string{"jobs[0].restart.backoff.initial: 1m exceeds the default backoff.max 30s"},
 		},
 		{name: "max under the default initial", modify: func(c *Config) { c.Jobs[0].Restart.Backoff.Max = 50 * time.Millisecond }},
+		{name: "backoff max of a day", modify: func(c *Config) { c.Jobs[0].Restart.Backoff.Max = MaxBackoff }},
+		{
+			name:   "backoff max beyond a day",
+			modify: func(c *Config) { c.Jobs[0].Restart.Backoff.Max = 2562047 * time.Hour },
+			want:   []string{"jobs[0].restart.backoff.max: 2562047h exceeds 24h"},
+		},
 
 		// stop
 		{
 			name: "stop signal spellings",
 			modify: func(c *Config) {
-				c.Jobs[0].StopSignal = "term"
-				c.Jobs[1].StopSignal = "SIGINT"
+				c.Jobs[0].StopSignal = Signal(unix.SIGTERM)
+				c.Jobs[1].StopSignal = Signal(unix.SIGINT)
 			},
 		},
 		{
 			name: "bad stop signals",
 			modify: func(c *Config) {
-				c.Jobs[0].StopSignal = "KILL"
-				c.Jobs[1].StopSignal = "sigstop"
-				c.Jobs = append(c.Jobs, Job{Name: "c", Shell: "x", StopSignal: "SIGFOO"})
+				c.Jobs[0].StopSignal = Signal(unix.SIGKILL)
+				c.Jobs[1].StopSignal = Signal(unix.SIGSTOP)
 			},
 			want: []string{
 				"jobs[0].stopSignal: SIGKILL cannot be a stop signal: a job cannot catch it to stop cleanly (pilot sends SIGKILL itself once stopTimeout passes)",
 				"jobs[1].stopSignal: SIGSTOP cannot be a stop signal: a job cannot catch it to stop cleanly (pilot sends SIGKILL itself once stopTimeout passes)",
-				`jobs[2].stopSignal: unknown signal "SIGFOO"`,
 			},
 		},
 		{name: "negative stop timeouts", modify: func(c *Config) { c.StopTimeout = -1; c.Jobs[0].StopTimeout = -1 }, want: []string{"jobs[0].stopTimeout: must be ≥ 0", "stopTimeout: must be ≥ 0"}},
@@ -296,21 +311,21 @@ func TestValidate(t *testing.T) {
 		},
 
 		// output
-		{name: "outputs", modify: func(c *Config) { c.Jobs[0].Output = "prefixed"; c.Jobs[1].Output = "json" }},
-		{name: "unknown output", modify: func(c *Config) { c.Jobs[0].Output = "pretty" }, want: []string{`jobs[0].output: "pretty" must be one of raw, prefixed, json`}},
+		{name: "outputs", modify: func(c *Config) { c.Jobs[0].Output = output.Prefixed; c.Jobs[1].Output = output.JSON }},
 
 		// forwarded signals
 		{name: "forward signals", modify: func(c *Config) {
-			c.Jobs[0].ForwardSignals = []string{"SIGHUP", "usr1", "USR2", "sigquit", "WINCH", "SIGALRM"}
+			c.Jobs[0].ForwardSignals = signals(unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2, unix.SIGQUIT, unix.SIGWINCH, unix.SIGALRM)
 		}},
 		{
-			name:   "bad forward signals",
-			modify: func(c *Config) { c.Jobs[0].ForwardSignals = []string{"HUP", "SIGTERM", "NOPE", "sighup", "SIGKILL"} },
+			name: "bad forward signals",
+			modify: func(c *Config) {
+				c.Jobs[0].ForwardSignals = signals(unix.SIGHUP, unix.SIGTERM, unix.SIGHUP, unix.SIGKILL)
+			},
 			want: []string{
 				"jobs[0].forwardSignals[1]: SIGTERM cannot be forwarded (forwardable: SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGWINCH, SIGALRM)",
-				`jobs[0].forwardSignals[2]: unknown signal "NOPE"`,
-				"jobs[0].forwardSignals[3]: duplicate SIGHUP (also forwardSignals[0])",
-				"jobs[0].forwardSignals[4]: SIGKILL cannot be forwarded (forwardable: SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGWINCH, SIGALRM)",
+				"jobs[0].forwardSignals[2]: duplicate SIGHUP (also forwardSignals[0])",
+				"jobs[0].forwardSignals[3]: SIGKILL cannot be forwarded (forwardable: SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGWINCH, SIGALRM)",
 			},
 		},
 
@@ -322,14 +337,14 @@ func TestValidate(t *testing.T) {
 				for i := range 11 {
 					c.Jobs = append(c.Jobs, Job{Name: "j" + string(rune('a'+i)), Shell: "x"})
 				}
-				c.Jobs[10].Output = "x"
-				c.Jobs[2].Output = "x"
+				c.Jobs[10].Timeout = -1
+				c.Jobs[2].Timeout = -1
 				c.Log.Level = "x"
 			},
 			want: []string{
-				`jobs[2].output: "x" must be one of raw, prefixed, json`,
-				`jobs[10].output: "x" must be one of raw, prefixed, json`,
-				`log.level: "x" must be one of debug, info, warn, error`,
+				"jobs[2].timeout: must be ≥ 0",
+				"jobs[10].timeout: must be ≥ 0",
+				`log.level: "x" is not a log level (debug, info, warn, error)`,
 				"stopTimeout: must be ≥ 0",
 			},
 		},
@@ -369,7 +384,7 @@ func TestValidateNil(t *testing.T) {
 func TestValidExamples(t *testing.T) {
 	for _, name := range []string{"valid.yaml", "valid.json", "valid.toml"} {
 		t.Run(name, func(t *testing.T) {
-			cfg, err := LoadWithEnv("testdata/"+name, noEnv)
+			cfg, err := Load("testdata/"+name, Options{Env: noEnv})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,21 +1,25 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/nodepilot/pilot/discovery/render"
+	"github.com/nodepilot/pilot/jobs"
+)
 
 func (c *Config) validateWatches(p *problems) {
-	jobNames := map[string]bool{}
-	jobs := map[string]*Job{}
+	byName := map[string]*Job{}
 	for i := range c.Jobs {
-		jobNames[c.Jobs[i].Name] = true
-		jobs[c.Jobs[i].Name] = &c.Jobs[i]
+		byName[c.Jobs[i].Name] = &c.Jobs[i]
 	}
+	namesUncertain := p.jobNamesUncertain(len(c.Jobs))
 	for i, w := range c.Watches {
 		path := fmt.Sprintf("watches[%d]", i)
 		if c.Consul == nil {
-			p.add(path, "needs the top-level consul block")
+			p.addAbout([]string{"consul"}, path, "needs the top-level consul block")
 		}
 		if w.Service == "" {
-			p.add(path+".service", "required")
+			p.required(path+".service", "required")
 		}
 		nonNegative(p, path+".debounce.min", w.Debounce.Min)
 		nonNegative(p, path+".debounce.max", w.Debounce.Max)
@@ -23,49 +27,50 @@ func (c *Config) validateWatches(p *problems) {
 			p.add(path+".debounce.min", "%s exceeds debounce.max %s", formatDuration(w.Debounce.Min), formatDuration(w.Debounce.Max))
 		}
 		oc := w.OnChange
+		ocPath := path + ".onChange"
 		if oc.Run == "" && len(oc.Templates) == 0 && oc.Render == nil && oc.Reload == nil {
-			p.add(path+".onChange", "set run, templates, render or reload")
+			p.addAbout([]string{ocPath + ".run", ocPath + ".templates", ocPath + ".render", ocPath + ".reload"}, ocPath, "set run, templates, render or reload")
 		}
-		if oc.Run != "" {
-			validateRunTarget(p, path+".onChange.run", oc.Run, jobs[oc.Run])
+		if oc.Run != "" && (byName[oc.Run] != nil || !namesUncertain) {
+			validateRunTarget(p, path+".onChange.run", oc.Run, byName[oc.Run])
 		}
 		for k, t := range oc.Templates {
 			tp := fmt.Sprintf("%s.onChange.templates[%d]", path, k)
 			if t.Source == "" {
-				p.add(tp+".source", "required")
+				p.required(tp+".source", "required")
 			}
 			if t.Dest == "" {
-				p.add(tp+".dest", "required")
+				p.required(tp+".dest", "required")
 			}
 		}
 		if r := oc.Render; r != nil {
 			if r.Format == "" {
-				p.add(path+".onChange.render.format", "required (nginx or traefik)")
-			} else {
-				oneOf(p, path+".onChange.render.format", r.Format, "nginx", "traefik")
+				p.required(path+".onChange.render.format", "required (nginx or traefik)")
 			}
 			if r.Dest == "" {
-				p.add(path+".onChange.render.dest", "required")
+				p.required(path+".onChange.render.dest", "required")
+			}
+			if r.Name != "" {
+				if err := render.CheckName(r.Name); err != nil {
+					p.add(path+".onChange.render.name", "%v", err)
+				}
 			}
 		}
 		if r := oc.Reload; r != nil {
 			rp := path + ".onChange.reload"
 			switch {
 			case (r.Job == "") == (len(r.Exec) == 0):
-				p.add(rp, "set exactly one of job and exec")
-			case r.Job != "" && !jobNames[r.Job]:
+				p.addAbout([]string{rp + ".job", rp + ".exec"}, rp, "set exactly one of job and exec")
+			case r.Job != "" && byName[r.Job] == nil && !namesUncertain:
 				p.add(rp+".job", "unknown job %s", quote(r.Job))
 			case len(r.Exec) > 0 && r.Exec[0] == "":
 				p.add(rp+".exec[0]", "the command is empty")
 			}
-			if r.Signal != "" {
-				if r.Exec != nil {
-					p.add(rp+".signal", "goes with job, not exec")
-				} else if _, err := ParseSignal(r.Signal); err != nil {
-					p.add(rp+".signal", "%v", err)
-				}
+			if r.Signal != 0 && r.Exec != nil {
+				p.add(rp+".signal", "goes with job, not exec")
 			}
 			nonNegative(p, rp+".timeout", r.Timeout)
+			notExplicitZero(p, rp+".timeout", r.Timeout, "the default "+formatDuration(DefaultReloadTimeout))
 		}
 	}
 }
@@ -84,7 +89,7 @@ func validateRunTarget(p *problems, path, name string, j *Job) {
 		why = "is the main job"
 	case j.Every > 0:
 		why = "is periodic (every)"
-	case j.Restart.Policy == "always":
+	case j.Restart.Policy == jobs.RestartAlways:
 		why = "restarts always"
 	case j.Health != nil:
 		why = "has a health check"

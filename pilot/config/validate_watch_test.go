@@ -5,12 +5,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	pilotjobs "github.com/nodepilot/pilot/jobs"
 )
 
 func TestValidateWatches(t *testing.T) {
 	jobs := []Job{{Name: "nginx", Exec: []string{"nginx"}}, {Name: "app", Exec: []string{"node"}, Main: true},
 		{Name: "sync", Exec: []string{"sync.sh"}}, {Name: "tick", Exec: []string{"tick.sh"}, Every: time.Minute},
-		{Name: "loop", Exec: []string{"loop.sh"}, Restart: Restart{Policy: "always"}}}
+		{Name: "loop", Exec: []string{"loop.sh"}, Restart: Restart{Policy: pilotjobs.RestartAlways}}}
 	consul := &Consul{}
 	tests := []struct {
 		name    string
@@ -20,16 +24,16 @@ func TestValidateWatches(t *testing.T) {
 	}{
 		{"valid", consul, []Watch{{Service: "web", Debounce: Debounce{Min: 100 * time.Millisecond, Max: time.Second},
 			OnChange: OnChange{Render: &RenderFile{Format: "nginx", Dest: "/etc/nginx/conf.d/web.conf"},
-				Reload: &Reload{Job: "nginx", Signal: "SIGHUP"}}}}, nil},
+				Reload: &Reload{Job: "nginx", Signal: Signal(unix.SIGHUP)}}}}, nil},
 		{"everything wrong", nil, []Watch{{Debounce: Debounce{Min: 2 * time.Second, Max: time.Second},
-			OnChange: OnChange{Templates: []TemplateFile{{}}, Render: &RenderFile{Format: "haproxy"},
-				Reload: &Reload{Job: "proxy", Signal: "SIGNOPE"}}}}, []string{
+			OnChange: OnChange{Templates: []TemplateFile{{}}, Render: &RenderFile{Format: RenderTraefik, Name: "a b"},
+				Reload: &Reload{Job: "proxy", Exec: []string{}, Signal: Signal(unix.SIGHUP)}}}}, []string{
 			`watches[0]: needs the top-level consul block`,
 			`watches[0].debounce.min: 2s exceeds debounce.max 1s`,
 			`watches[0].onChange.reload.job: unknown job "proxy"`,
-			`watches[0].onChange.reload.signal: unknown signal "SIGNOPE"`,
+			`watches[0].onChange.reload.signal: goes with job, not exec`,
 			`watches[0].onChange.render.dest: required`,
-			`watches[0].onChange.render.format: "haproxy" must be one of nginx, traefik`,
+			`watches[0].onChange.render.name: "a b": only letters, digits, '-', '_' and '.' are allowed`,
 			`watches[0].onChange.templates[0].dest: required`,
 			`watches[0].onChange.templates[0].source: required`,
 			`watches[0].service: required`,

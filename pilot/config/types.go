@@ -1,0 +1,172 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nodepilot/pilot/jobs"
+)
+
+// The types below are config values that are parsed once, as the file is
+// decoded: each has an UnmarshalText that the decoder calls, so a bad value
+// is reported at its path with the others, and pilot builds its runtime
+// objects from the typed value without parsing it again. Each enum's names
+// are listed once, here or in the runtime type the field uses
+// (jobs.RestartPolicy, output.Mode, custom.Kind).
+
+// Signal is a signal named in the config ("SIGTERM" or "TERM", in any
+// case); zero means none was given.
+type Signal syscall.Signal
+
+// UnmarshalText reads a signal name with ParseSignal.
+func (s *Signal) UnmarshalText(text []byte) error {
+	sig, err := ParseSignal(string(text))
+	if err != nil {
+		return err
+	}
+	*s = Signal(sig)
+	return nil
+}
+
+// MarshalText writes the signal's name, SIGTERM for 15.
+func (s Signal) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+func (s Signal) String() string {
+	if name := unix.SignalName(syscall.Signal(s)); name != "" {
+		return name
+	}
+	return fmt.Sprintf("signal %d", int(s))
+}
+
+// Size is a number of bytes written with a unit ("512MiB"; see ParseBytes);
+// zero means none was given.
+type Size uint64
+
+// UnmarshalText reads a size with ParseBytes.
+func (s *Size) UnmarshalText(text []byte) error {
+	n, err := ParseBytes(string(text))
+	if err != nil {
+		return err
+	}
+	*s = Size(n)
+	return nil
+}
+
+// DependencyState is the state of another job that an `after:` entry waits
+// for; zero means none was given.
+type DependencyState uint8
+
+// dependencyStates is the one list of the states `after:` may name, with
+// the job state each waits for: "started" is a job that is running.
+var dependencyStates = [...]struct {
+	name  string
+	state jobs.State
+}{
+	{}, // the zero DependencyState: not set
+	{"started", jobs.Running},
+	{"healthy", jobs.Healthy},
+	{"succeeded", jobs.Succeeded},
+	{"failed", jobs.Failed},
+	{"stopped", jobs.Stopped},
+}
+
+// The dependency states, in the order of dependencyStates.
+const (
+	DependencyStarted DependencyState = iota + 1
+	DependencyHealthy
+	DependencySucceeded
+	DependencyFailed
+	DependencyStopped
+)
+
+// UnmarshalText reads a state name: started, healthy, succeeded, failed or
+// stopped.
+func (d *DependencyState) UnmarshalText(text []byte) error {
+	for i, s := range dependencyStates {
+		if i > 0 && s.name == string(text) {
+			*d = DependencyState(i)
+			return nil
+		}
+	}
+	return notOneOf(string(text), dependencyStateNames())
+}
+
+// MarshalText writes the state's name.
+func (d DependencyState) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d DependencyState) String() string {
+	if int(d) < len(dependencyStates) {
+		return dependencyStates[d].name
+	}
+	return fmt.Sprintf("DependencyState(%d)", d)
+}
+
+// JobState is the job state that d waits for.
+func (d DependencyState) JobState() jobs.State {
+	if int(d) < len(dependencyStates) {
+		return dependencyStates[d].state
+	}
+	return jobs.Idle
+}
+
+func dependencyStateNames() []string {
+	names := make([]string, 0, len(dependencyStates)-1)
+	for _, s := range dependencyStates[1:] {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+// OnUnhealthy is what pilot does with a job whose health check fails.
+type OnUnhealthy string
+
+const (
+	// OnUnhealthyNone only reports it (to Consul, /status, metrics).
+	OnUnhealthyNone OnUnhealthy = "none"
+	// OnUnhealthyRestart stops the run and starts it again after the
+	// job's backoff.
+	OnUnhealthyRestart OnUnhealthy = "restart"
+)
+
+// UnmarshalText reads none or restart.
+func (o *OnUnhealthy) UnmarshalText(text []byte) error {
+	return parseName(o, text, OnUnhealthyNone, OnUnhealthyRestart)
+}
+
+// RenderFormat is the kind of file a watch's onChange.render writes.
+type RenderFormat string
+
+const (
+	// RenderNGINX is an nginx upstream block.
+	RenderNGINX RenderFormat = "nginx"
+	// RenderTraefik is a Traefik file-provider dynamic configuration.
+	RenderTraefik RenderFormat = "traefik"
+)
+
+// UnmarshalText reads nginx or traefik.
+func (f *RenderFormat) UnmarshalText(text []byte) error {
+	return parseName(f, text, RenderNGINX, RenderTraefik)
+}
+
+// parseName sets *v to the name in text if it is one of names, the one list
+// of a string enum.
+func parseName[T ~string](v *T, text []byte, names ...T) error {
+	for _, name := range names {
+		if string(name) == string(text) {
+			*v = name
+			return nil
+		}
+	}
+	list := make([]string, len(names))
+	for i, name := range names {
+		list[i] = string(name)
+	}
+	return notOneOf(string(text), list)
+}
+
+func notOneOf(value string, names []string) error {
+	return fmt.Errorf("%s must be one of %s", quote(value), strings.Join(names, ", "))
+}
