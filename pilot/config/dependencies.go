@@ -8,8 +8,9 @@ import (
 
 // validateDependencies checks each job's after: entries and looks for
 // cycles, which would leave every job on them waiting forever. firstNamed
-// maps a job name to the index of the first job with that name.
-func validateDependencies(p *problems, jobs []Job, firstNamed map[string]int) {
+// maps a job name to the index of the first job with that name; runOnChange
+// holds the names of the jobs that watches run on change.
+func validateDependencies(p *problems, jobs []Job, firstNamed map[string]int, runOnChange map[string]bool) {
 	namesUncertain := p.jobNamesUncertain(len(jobs))
 	waitsOn := make([][]int, len(jobs))
 	for i := range jobs {
@@ -35,6 +36,15 @@ func validateDependencies(p *problems, jobs []Job, firstNamed map[string]int) {
 				// for it would wait forever.
 				if known && jobs[target].Health == nil && !p.isUndecoded(fmt.Sprintf("jobs[%d].health", target)) {
 					p.add(path+".state", "job %s has no health check", quote(dep.Job))
+				}
+			case DependencyFailed:
+				// failed means failed for good, and a job that runs again
+				// by design never fails for good: it is idle between runs.
+				switch {
+				case known && jobs[target].Every > 0:
+					p.add(path+".state", "job %s is periodic: it runs again after a failed run and is never failed for good, so this would wait forever", quote(dep.Job))
+				case known && runOnChange[dep.Job]:
+					p.add(path+".state", "job %s runs on each change of a watch and is never failed for good, so this would wait forever", quote(dep.Job))
 				}
 			}
 		}

@@ -74,7 +74,11 @@ func (c *Config) validateJobs(p *problems) {
 		job.Health.validate(p, path+".health")
 		job.Service.validate(p, path+".service", job, c.Consul)
 	}
-	validateDependencies(p, c.Jobs, firstNamed)
+	runOnChange := map[string]bool{}
+	for _, w := range c.Watches {
+		runOnChange[w.OnChange.Run] = true
+	}
+	validateDependencies(p, c.Jobs, firstNamed, runOnChange)
 }
 
 // jobNamesUncertain reports whether a job's name could not be decoded, in

@@ -130,6 +130,24 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "after failed on a job that runs again by design",
+			modify: func(c *Config) {
+				c.Jobs[1].Every = time.Minute
+				c.Jobs = append(c.Jobs, Job{Name: "sync", Shell: "sync.sh"})
+				c.Consul = &Consul{}
+				c.Watches = []Watch{{Service: "db", OnChange: OnChange{Run: "sync"}}}
+				c.Jobs[0].After = []Dependency{
+					{Job: "worker", State: DependencyFailed},
+					{Job: "sync", State: DependencyFailed},
+					{Job: "worker", State: DependencySucceeded},
+				}
+			},
+			want: []string{
+				`jobs[0].after[0].state: job "worker" is periodic: it runs again after a failed run and is never failed for good, so this would wait forever`,
+				`jobs[0].after[1].state: job "sync" runs on each change of a watch and is never failed for good, so this would wait forever`,
+			},
+		},
+		{
 			name: "two-job cycle",
 			modify: func(c *Config) {
 				c.Jobs[0].After = []Dependency{{Job: "worker", State: DependencyStarted}}
