@@ -53,6 +53,8 @@ fi
 # The harness: standard library only, built from this module.
 mkdir -p "$cache"
 go build -o "$cache/bench" ./test/bench/supervisor || die "building the harness failed"
+# The Go floor: the smallest correct PID 1 Go makes, measured beside pilot.
+CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$cache/gofloor" ./test/bench/gofloor || die "building the Go floor failed"
 
 PILOT=${PILOT:-./bin/pilot}
 case "$PILOT" in /*) ;; *) PILOT="$root/$PILOT" ;; esac
@@ -67,6 +69,7 @@ exec "$cache/bench" \
 	--pilot "$PILOT" \
 	--tini /usr/bin/tini \
 	--dumb-init /usr/bin/dumb-init \
+	--go-floor "$cache/gofloor" \
 	--pm2-runtime "$pm2_runtime" \
 	--node "$(command -v node)" \
 	--json "$json" \

@@ -58,9 +58,10 @@ func run() int {
 		pilot    = flag.String("pilot", "", "pilot binary (column skipped if missing)")
 		tini     = flag.String("tini", "/usr/bin/tini", "tini binary (required)")
 		dumb     = flag.String("dumb-init", "/usr/bin/dumb-init", "dumb-init binary (column skipped if missing)")
+		goFloor  = flag.String("go-floor", "", "the minimal Go PID 1 of test/bench/gofloor (column skipped if missing)")
 		pm2      = flag.String("pm2-runtime", "", "pm2-runtime script (required; default: pm2-runtime on PATH)")
 		node     = flag.String("node", "/usr/bin/node", "node binary used for the Node child")
-		supsFlag = flag.String("sups", "none,tini,dumb-init,pilot,pm2-runtime", "columns to run")
+		supsFlag = flag.String("sups", "none,tini,dumb-init,go-floor,pilot,pm2-runtime", "columns to run")
 		measFlag = flag.String("measures", "start-sh,start-node,sigterm,orphans,idle", "measures to run")
 		n        = flag.Int("n", 11, "repetitions of each latency measure")
 		idleN    = flag.Int("idle-n", 5, "repetitions of the idle run")
@@ -123,6 +124,14 @@ func run() int {
 			add(&Sup{Name: "dumb-init", Path: p, Version: version(p, "--version")})
 		} else {
 			add(&Sup{Name: "dumb-init", Path: *dumb, Skip: "not installed"})
+		}
+	}
+	if want["go-floor"] {
+		if fi, err := os.Stat(*goFloor); *goFloor != "" && err == nil && !fi.IsDir() {
+			p, _ := filepath.Abs(*goFloor)
+			add(&Sup{Name: "go-floor", Path: p, Version: runtime.Version()})
+		} else {
+			add(&Sup{Name: "go-floor", Path: *goFloor, Skip: "no --go-floor binary (go build ./test/bench/gofloor)"})
 		}
 	}
 	if want["pilot"] {
