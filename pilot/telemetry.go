@@ -61,21 +61,18 @@ type instruments struct {
 // newInstruments registers pilot's own collectors in reg. The jobs'
 // collectors come with addJobs, once the jobs exist.
 func newInstruments(cfg config.Config, reg *prometheus.Registry, opts Options, log *slog.Logger) *instruments {
-	var checked, watched []string
+	var checked []string
 	for _, j := range cfg.Jobs {
 		if j.Health != nil {
 			checked = append(checked, j.Name)
 		}
-	}
-	for _, w := range cfg.Watches {
-		watched = append(watched, w.Service)
 	}
 	in := &instruments{
 		reg: reg, log: log, started: time.Now(),
 		version: cmp.Or(opts.Version, "dev"), commit: cmp.Or(opts.Commit, "unknown"),
 		health:  telemetry.NewHealthChecks(checked),
 		consul:  telemetry.NewConsul(),
-		watches: telemetry.NewWatches(watched),
+		watches: telemetry.NewWatches(watchNames(cfg.Watches)),
 		exits:   telemetry.NewExits(),
 	}
 	reg.MustRegister(
@@ -97,8 +94,8 @@ func (in *instruments) observeHealth(job string, r health.Result) { in.health.Ob
 func (in *instruments) observeConsul(r consul.Request) { in.consul.Observe(r.Op, r.OK, r.Reached) }
 
 // observeWatch is the watches' hook, called with each set applied.
-func (in *instruments) observeWatch(s discovery.Snapshot) {
-	in.watches.Applied(s.Service, len(s.Instances), time.Now())
+func (in *instruments) observeWatch(watch string, instances, skipped int) {
+	in.watches.Applied(watch, instances, skipped, time.Now())
 }
 
 // addJobs registers the collectors that read the jobs at scrape time.

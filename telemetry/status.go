@@ -59,9 +59,15 @@ type ServiceStatus struct {
 }
 
 type WatchStatus struct {
+	// Watch names the watch: its service, "#N" added for the Nth of
+	// several watches of one service (WatchName).
+	Watch   string `json:"watch"`
 	Service string `json:"service"`
 	// Instances is the size of the last set applied; null before the first.
-	Instances  *int       `json:"instances"`
+	Instances *int `json:"instances"`
+	// Skipped counts the instances left out of that set because they
+	// cannot be rendered safely (a malformed address or port).
+	Skipped    int        `json:"skipped,omitempty"`
 	Changes    uint64     `json:"changes"`
 	LastChange *time.Time `json:"lastChange"`
 }

@@ -204,35 +204,48 @@ pilot_consul_requests_total{op="ttl",result="ok"} 2
 	}
 }
 
+// Two watches of one service keep their own series, told apart by the
+// watch label; a watch's first set brings its instance and skipped counts.
 func TestWatches(t *testing.T) {
-	w := NewWatches([]string{"backend", "db", "backend"})
+	w := NewWatches([]WatchName{{"backend", "backend"}, {"db", "db"}, {"backend#2", "backend"}})
 	want := `
-# HELP pilot_watch_changes_total Sets of instances pilot applied for the watched service: the first, then one per (debounced) change.
+# HELP pilot_watch_changes_total Sets of instances pilot applied for the watch: the first, then one per (debounced) change.
 # TYPE pilot_watch_changes_total counter
-pilot_watch_changes_total{service="backend"} 0
-pilot_watch_changes_total{service="db"} 0
+pilot_watch_changes_total{service="backend",watch="backend"} 0
+pilot_watch_changes_total{service="backend",watch="backend#2"} 0
+pilot_watch_changes_total{service="db",watch="db"} 0
 `
 	if err := testutil.CollectAndCompare(w, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	w.Applied("backend", 3, at)
-	w.Applied("backend", 2, at.Add(time.Second))
+	w.Applied("backend", 3, 0, at)
+	w.Applied("backend", 2, 1, at.Add(time.Second))
+	w.Applied("backend#2", 1, 0, at)
+	w.Applied("unknown", 9, 0, at) // not a configured watch: ignored
 	want = `
 # HELP pilot_watch_instances Instances of the watched service in the last set pilot applied.
 # TYPE pilot_watch_instances gauge
-pilot_watch_instances{service="backend"} 2
-# HELP pilot_watch_changes_total Sets of instances pilot applied for the watched service: the first, then one per (debounced) change.
+pilot_watch_instances{service="backend",watch="backend"} 2
+pilot_watch_instances{service="backend",watch="backend#2"} 1
+# HELP pilot_watch_skipped_instances Instances of the watched service left out of the last set pilot applied because they cannot be rendered safely (e.g. a malformed address).
+# TYPE pilot_watch_skipped_instances gauge
+pilot_watch_skipped_instances{service="backend",watch="backend"} 1
+pilot_watch_skipped_instances{service="backend",watch="backend#2"} 0
+# HELP pilot_watch_changes_total Sets of instances pilot applied for the watch: the first, then one per (debounced) change.
 # TYPE pilot_watch_changes_total counter
-pilot_watch_changes_total{service="backend"} 2
-pilot_watch_changes_total{service="db"} 0
+pilot_watch_changes_total{service="backend",watch="backend"} 2
+pilot_watch_changes_total{service="backend",watch="backend#2"} 1
+pilot_watch_changes_total{service="db",watch="db"} 0
 `
 	if err := testutil.CollectAndCompare(w, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
 	}
 	st := w.Status()
-	if len(st) != 2 || st[0].Service != "backend" || *st[0].Instances != 2 || st[0].Changes != 2 ||
-		!st[0].LastChange.Equal(at.Add(time.Second)) || st[1].Instances != nil || st[1].LastChange != nil {
+	if len(st) != 3 || st[0].Watch != "backend" || st[0].Service != "backend" || *st[0].Instances != 2 || st[0].Skipped != 1 ||
+		st[0].Changes != 2 || !st[0].LastChange.Equal(at.Add(time.Second)) ||
+		st[1].Watch != "db" || st[1].Instances != nil || st[1].LastChange != nil ||
+		st[2].Watch != "backend#2" || st[2].Service != "backend" || *st[2].Instances != 1 {
 		t.Fatalf("status = %+v", st)
 	}
 }
