@@ -76,7 +76,8 @@ type Registrar interface {
 	SetAddress(addr string)
 	// Deregister marks the check critical, then deregisters the service.
 	// It is terminal and returns when ctx ends at the latest; callers
-	// time-box ctx (≤ 2 s).
+	// time-box ctx (≤ 2 s). A service never registered (EverRegistered
+	// false) is not deregistered: nil, with no request to the agent.
 	Deregister(ctx context.Context) error
 	// SetMaintenance puts the service into (or out of) maintenance. The
 	// wish is remembered and re-applied after a re-registration.

@@ -32,7 +32,10 @@
 // SetMaintenance acquire under their ctx, so they never wait longer than the
 // caller allows; Deregister also cancels Run's in-flight request, gives the
 // critical mark at most half of its remaining budget (so a hung agent still
-// gets a deregistration attempt) and is terminal. Each of Run's requests is
+// gets a deregistration attempt) and is terminal; it sends nothing for a
+// service no registration of which ever reached the wire (EverRegistered,
+// from an httptrace of each registration: a request cancelled while it
+// waited for a connection was never sent, whatever its error says). Each of Run's requests is
 // bounded by min(5 s, max(TTL/3, 1 s)). Connected is false until the first
 // request has been answered.
 //

@@ -48,7 +48,8 @@ type Registrar struct {
 	maintReason  string
 	deregistered bool
 	registered   bool // the last agent write succeeded and nothing says the agent forgot it
-	// everRegistered: the agent accepted the registration at least once.
+	// everRegistered: a registration reached the agent at least once (it
+	// may have been applied).
 	everRegistered bool
 	cancelOp       context.CancelFunc
 }
@@ -200,6 +201,12 @@ func (r *Registrar) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		r.mu.Lock()
+		deregistered := r.deregistered
+		r.mu.Unlock()
+		if deregistered {
+			continue // Deregister cancelled the attempt: nothing to retry or say
+		}
 		var wait time.Duration
 		if err != nil {
 			if backoff == 0 {
@@ -333,8 +340,9 @@ func (r *Registrar) register(ctx context.Context, svc discovery.Service, status 
 		EnableTagOverride: svc.EnableTagOverride,
 		Check:             check,
 	}
-	err := r.observe(r.c.done(OpRegister, "register", r.c.api.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx))))
-	if mayHaveApplied(err) {
+	traced, sent := traceSent(ctx)
+	err := r.observe(r.c.done(OpRegister, "register", r.c.api.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(traced))))
+	if err == nil || sent() {
 		// Applied, or perhaps applied with its answer lost: a proxy may see
 		// the instance from now on.
 		r.mu.Lock()
@@ -399,7 +407,9 @@ func (r *Registrar) SetMaintenance(ctx context.Context, on bool, reason string) 
 
 // Deregister marks the check critical, then removes the service. It is
 // terminal: Run never registers the service again. It returns when ctx ends
-// at the latest; an unknown service is not an error.
+// at the latest; an unknown service is not an error. A service the agent
+// never accepted (EverRegistered false: no attempt ever reached the wire)
+// needs no request at all: it returns nil at once.
 func (r *Registrar) Deregister(ctx context.Context) error {
 	r.mu.Lock()
 	r.deregistered = true
@@ -415,6 +425,15 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 	}
 	defer r.release()
 
+	// Run writes only under the semaphore and never after r.deregistered:
+	// from here on everRegistered is final.
+	r.mu.Lock()
+	ever := r.everRegistered
+	r.mu.Unlock()
+	if !ever {
+		r.log.Debug("consul: never registered; nothing to deregister")
+		return nil
+	}
 	start := time.Now()
 	// Marking critical gets at most half of the remaining budget, so a hung
 	// agent still leaves time for the deregistration attempt itself.
