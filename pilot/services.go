@@ -57,7 +57,7 @@ func buildServices(cfg config.Config, log *slog.Logger, observe func(consul.Requ
 		Observe: observe,
 	})
 	if err != nil {
-		return nil, nil, &ConfigError{fmt.Errorf("consul: %w", err)}
+		return nil, nil, &ConfigError{err} // "consul: …" already
 	}
 	hostname, _ := os.Hostname()
 	out := services{}
@@ -85,7 +85,7 @@ func buildServices(cfg config.Config, log *slog.Logger, observe func(consul.Requ
 func discoveryService(sc config.Service, sel discovery.AddressSelector, hostname string) (discovery.Service, error) {
 	addr, err := selectAddress(sel)
 	if err != nil {
-		return discovery.Service{}, fmt.Errorf("address: %w", err)
+		return discovery.Service{}, err // "address: …" already
 	}
 	id := sc.ID
 	if id == "" {
@@ -201,7 +201,9 @@ func (ss services) withdraw(ctx context.Context, js []*jobs.Job, log *slog.Logge
 				log.Warn("shutdown: deregistration failed; going on", "job", s.job, "err", err)
 				return
 			}
-			log.Info("shutdown: deregistered", "job", s.job)
+			if s.registrar.EverRegistered() { // else there was nothing to deregister
+				log.Info("shutdown: deregistered", "job", s.job)
+			}
 		})
 	}
 	wg.Wait()

@@ -3,6 +3,7 @@ package pilot
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -125,5 +126,25 @@ func TestWatchFirstSnapshotNotDebounced(t *testing.T) {
 	case <-applied:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first snapshot waited for debounce.min")
+	}
+}
+
+// Errors built from the Consul client's and the address selection's own
+// carry their prefix once: "consul: reading token file", never
+// "consul: consul: …"; "jobs[0].service.address: no interface", never
+// "address: address: …".
+func TestServiceErrorsPrefixedOnce(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "token")
+	cfg := config.Config{Consul: &config.Consul{Address: "127.0.0.1:1", TokenFile: missing}}
+	_, _, err := buildServices(cfg, slog.New(slog.DiscardHandler), nil)
+	if want := `consul: reading token file "` + missing + `": no such file or directory`; err == nil || err.Error() != want {
+		t.Errorf("missing token file: %v, want %s", err, want)
+	}
+
+	cfg = config.Config{Consul: &config.Consul{Address: "127.0.0.1:1"}, Jobs: []config.Job{{Name: "app",
+		Service: &config.Service{Name: "web", Port: 3000, TTL: 10 * time.Second, Address: config.Address{Interface: "nosuch0"}}}}}
+	_, _, err = buildServices(cfg, slog.New(slog.DiscardHandler), nil)
+	if want := `jobs[0].service.address: no interface "nosuch0"`; err == nil || err.Error() != want {
+		t.Errorf("unknown interface: %v, want %s", err, want)
 	}
 }

@@ -485,16 +485,23 @@ func TestConsulTokenNeverLogged(t *testing.T) {
 }
 
 // An instance Consul never accepted was never behind a proxy: its drain
-// would only delay the stop. With Consul unreachable from start to end,
-// the stop signal follows SIGTERM at once, drain or not.
+// would only delay the stop, and its deregistration would only fail. With
+// Consul unreachable from start to end (the app's service and pilot's own
+// telemetry service, as in `make demo` without Consul), the stop signal
+// follows SIGTERM at once, drain or not, and the shutdown logs no warning.
 func TestConsulNeverRegisteredSkipsDrain(t *testing.T) {
-	ports, err := consulagent.FreePorts(1) // nothing listens there
+	ports, err := consulagent.FreePorts(2) // nothing listens on the first
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := newConsulApp(t, fmt.Sprintf("127.0.0.1:%d", ports[0]))
 	c.drain = 5 * time.Second
-	p := c.start(t, pilotOpts{})
+	cfg, err := readFile(c.config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg += fmt.Sprintf("telemetry: {listen: \"127.0.0.1:%d\", register: true}\n", ports[1])
+	p := startPilot(t, pilotOpts{}, "run", "--config", writeConfig(t, cfg))
 	p.out.waitLine(t, 10*time.Second, `^ready`)
 	p.errLog.waitLine(t, 10*time.Second, `msg="health check passing"`)
 	sent := time.Now()
@@ -507,5 +514,15 @@ func TestConsulNeverRegisteredSkipsDrain(t *testing.T) {
 	}
 	if p.errLog.count(`shutdown: draining`) != 0 {
 		t.Error("drained an instance Consul never accepted")
+	}
+	lines := p.errLog.Lines()
+	begin := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "shutdown: begin") })
+	if begin < 0 {
+		t.Fatal("no shutdown: begin line")
+	}
+	for _, l := range lines[begin:] {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") || strings.Contains(l, "deregistered") {
+			t.Errorf("at shutdown, about services Consul never accepted: %s", l)
+		}
 	}
 }
