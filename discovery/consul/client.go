@@ -41,8 +41,9 @@ type Config struct {
 
 // Request is one finished request to the agent, as Config.Observe sees it.
 type Request struct {
-	// Op is what the request did: register, deregister, ttl, maintenance
-	// or health (a watch's blocking health query).
+	// Op is what the request did: register, deregister, ttl, maintenance,
+	// lookup (what the agent holds under a service ID, before registering
+	// it) or health (a watch's blocking health query).
 	Op string
 	// OK is true when the agent answered with success.
 	OK bool
@@ -57,6 +58,7 @@ const (
 	OpTTL         = "ttl"
 	OpMaintenance = "maintenance"
 	OpHealth      = "health"
+	OpLookup      = "lookup"
 )
 
 // Client is a configured connection to one Consul agent, shared by the

@@ -18,6 +18,17 @@
 //   - readiness gate: nothing is registered before the first Passing status;
 //   - registration carries an explicit address and the current status as the
 //     check's initial status, so a fresh registration is never critical first;
+//   - one service ID, one instance: before registering, the registrar looks
+//     up what the agent holds under the ID (/v1/agent/health/service/id).
+//     Another address or port with a check that is not critical is another
+//     live instance: it keeps the ID, this one logs one error naming both,
+//     stays out (looking again every heartbeat, registering once the other
+//     is gone) and never deregisters it. A critical leftover (this
+//     instance's previous life, say) is replaced with an info line; this
+//     instance's own registration (same address and port, or the address it
+//     last wrote) is taken over silently. The first heartbeat after a
+//     registration looks once more, for two instances that registered at
+//     the same moment: the one whose write came first learns it lost;
 //   - heartbeat every TTL/3 with the latest status (so two missed heartbeats
 //     still leave the check inside its TTL);
 //   - a status change is pushed at once (SetStatus wakes Run);

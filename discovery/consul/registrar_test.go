@@ -387,17 +387,40 @@ func blackhole(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// hangingAgent answers the look-up of a service ID with "not found" and
+// hangs on every other request until the client gives up; writes is
+// closed when the first of those has arrived.
+func hangingAgent(t *testing.T) (addr string, writes <-chan struct{}) {
+	t.Helper()
+	arrived, quit := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/agent/health/service/id/") {
+			http.Error(w, "ServiceId not found", http.StatusNotFound)
+			return
+		}
+		io.Copy(io.Discard, r.Body) // the server notices a client gone only once the body is read
+		once.Do(func() { close(arrived) })
+		select {
+		case <-r.Context().Done():
+		case <-quit:
+		}
+	}))
+	t.Cleanup(func() { close(quit); srv.Close() })
+	return srv.Listener.Addr().String(), arrived
+}
+
 func TestDeregisterHungAgentTimeBoxed(t *testing.T) {
 	svc := newService(3 * time.Second)
-	h := newHarness(t, Config{Address: blackhole(t)}, svc)
+	addr, writes := hangingAgent(t)
+	h := newHarness(t, Config{Address: addr}, svc)
 	h.run()
-	h.r.SetStatus(discovery.Passing, "ok") // Run now hangs in a request
-
-	waitFor(t, time.Second, "Run's request in flight", func() bool {
-		h.r.mu.Lock()
-		defer h.r.mu.Unlock()
-		return h.r.cancelOp != nil
-	})
+	h.r.SetStatus(discovery.Passing, "ok") // Run now hangs in its registration
+	select {
+	case <-writes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no registration reached the agent")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -472,7 +495,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 			h.run()
 			h.r.SetStatus(discovery.Passing, "ok")
 			waitFor(t, 3*time.Second, "a failure logged", func() bool {
-				return strings.Contains(h.logs.String(), "consul register")
+				return strings.Contains(h.logs.String(), "registration not current")
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
@@ -737,6 +760,10 @@ func TestDeregisterNeverRegistered(t *testing.T) {
 	h.run()
 	h.r.SetStatus(discovery.Passing, "ok")
 	waitFor(t, 5*time.Second, "a failed registration", func() bool { return strings.Contains(h.logs.String(), "registration not current") })
+	// What Consul holds: nothing, whatever pilot wishes to report.
+	if reg := h.r.Registration(); reg.Registered || reg.Status != "" {
+		t.Errorf("Registration() = %+v, want not registered and no status", reg)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -771,15 +798,16 @@ func TestEverRegisteredOnlyWhenSent(t *testing.T) {
 		{"cancelled awaiting the answer", false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			addr, got := mute(t)
+			addr, got := hangingAgent(t)
 			cfg := Config{Address: addr}
 			if c.https {
+				addr, got = mute(t)
 				cfg = Config{Address: "https://" + addr, TLS: TLSConfig{InsecureSkipVerify: true}}
 			}
 			h := newHarness(t, cfg, newService(3*time.Second))
 			h.run()
 			h.r.SetStatus(discovery.Passing, "ok") // Run now hangs in its request
-			// The agent got the ClientHello (https) or the whole request.
+			// The agent got the ClientHello (https) or the registration.
 			select {
 			case <-got:
 			case <-time.After(5 * time.Second):
