@@ -1,11 +1,13 @@
 package pilot
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -87,10 +89,7 @@ func discoveryService(sc config.Service, sel discovery.AddressSelector, hostname
 	if err != nil {
 		return discovery.Service{}, err // "address: …" already
 	}
-	id := sc.ID
-	if id == "" {
-		id = sc.Name + "-" + hostname
-	}
+	id := cmp.Or(sc.ID, defaultServiceID(sc, hostname))
 	tags := slices.Clone(sc.Tags)
 	if t := sc.Traefik; t != nil {
 		traefikTags, err := traefik.Tags(sc.Name, sc.Port, traefikSettings(*t))
@@ -103,6 +102,16 @@ func discoveryService(sc config.Service, sel discovery.AddressSelector, hostname
 		ID: id, Name: sc.Name, Address: addr, Port: sc.Port, Tags: tags, Meta: sc.Meta,
 		EnableTagOverride: sc.EnableTagOverride, TTL: sc.TTL, DeregisterCriticalAfter: sc.DeregisterCriticalAfter,
 	}, nil
+}
+
+// defaultServiceID is NAME-HOSTNAME-PORT: unique per instance (in
+// Docker the hostname is the container's ID, and two processes on one
+// host, network_mode: host or bare metal, cannot listen on one port) and
+// stable across the instance's restarts (same container, same port), as
+// registrator's host:container:port. NAME-HOSTNAME alone let two pilots on
+// one host overwrite each other's registration.
+func defaultServiceID(sc config.Service, hostname string) string {
+	return sc.Name + "-" + hostname + "-" + strconv.Itoa(sc.Port)
 }
 
 func traefikSettings(t config.Traefik) traefik.Settings {

@@ -52,10 +52,14 @@ type ServiceStatus struct {
 	Address    string `json:"address"`
 	Port       int    `json:"port"`
 	Registered bool   `json:"registered"`
-	// Status is the check status pilot pushes: passing, warning or
-	// critical.
-	Status      string `json:"status"`
+	// Status is the check status Consul holds (passing, warning or
+	// critical): the last one it accepted. Absent while not registered,
+	// so that it never reads as a status Consul does not have.
+	Status      string `json:"status,omitempty"`
 	Maintenance bool   `json:"maintenance,omitempty"`
+	// HeldBy is ADDR:PORT of another live instance registered under this
+	// service ID, which keeps this one out of Consul.
+	HeldBy string `json:"heldBy,omitempty"`
 }
 
 type WatchStatus struct {
