@@ -29,6 +29,8 @@ import (
 var consulSerial atomic.Int32
 
 // consulApp is one `helper http` app job with a service block, under a pilot.
+// Its config leaves the service ID at its default, as a user would: id is
+// that default, for the assertions.
 type consulApp struct {
 	name, id  string
 	port      int
@@ -51,7 +53,7 @@ func newConsulApp(t *testing.T, address string) *consulApp {
 	n := consulSerial.Add(1)
 	name := fmt.Sprintf("web%d", n)
 	return &consulApp{
-		name: name, id: name + "-1", port: ports[0],
+		name: name, id: defaultID(name, ports[0]), port: ports[0],
 		marker:   filepath.Join(t.TempDir(), "unhealthy"),
 		interval: 200 * time.Millisecond, unhealthy: 2, ttl: 3 * time.Second,
 		address: address,
@@ -81,15 +83,21 @@ jobs:
       unhealthyThreshold: %d
     service:
       name: %s
-      id: %s
       port: %d
       address: {static: 127.0.0.1}
       tags: [v1, "traefik.enable=true"]
       meta: {version: "1.4.2"}
       ttl: %s
       drain: %s
-`, c.port, c.interval, c.interval*3/4, c.unhealthy, c.name, c.id, c.port, c.ttl, c.drain)
+`, c.port, c.interval, c.interval*3/4, c.unhealthy, c.name, c.port, c.ttl, c.drain)
 	return writeConfig(t, b.String())
+}
+
+// defaultID is the service ID pilot gives an instance of name listening on
+// port on this host when the config sets no id: NAME-HOSTNAME-PORT.
+func defaultID(name string, port int) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%s-%d", name, host, port)
 }
 
 // heartbeat is the registrar's heartbeat: TTL/3.

@@ -278,7 +278,7 @@ func TestProxyNginx(t *testing.T) {
 	pids := make([]int, 3)
 	for i := range apps {
 		c := newConsulApp(t, a.Addr())
-		c.name, c.id = service, fmt.Sprintf("%s-%d", service, i+1)
+		c.name, c.id = service, defaultID(service, c.port) // no id: in the config
 		c.drain = time.Second
 		// A killed replica stays down (and registered, critical) for the
 		// rest of the test: the measurement below is unambiguous.

@@ -36,7 +36,8 @@ const traefikThrottle = 500 * time.Millisecond
 const traefikDrain = 1500 * time.Millisecond
 
 // traefikReplica is one `helper http` app job with a service block carrying
-// a traefik: block, under its own pilot.
+// a traefik: block, under its own pilot. The config leaves the service ID
+// at its default; id is that default.
 type traefikReplica struct {
 	name, id, host string
 	port           int
@@ -65,7 +66,6 @@ jobs:
       unhealthyThreshold: 2
     service:
       name: %s
-      id: %s
       port: %d
       address: {static: 127.0.0.1}
       ttl: 3s
@@ -74,7 +74,7 @@ jobs:
         rule: "Host(%s)"
         entrypoints: [web]
 `, r.consul, yamlArgv(helperArgv(t, "http", strconv.Itoa(r.port), r.marker)...),
-		r.port, r.name, r.id, r.port, traefikDrain, "`"+r.host+"`"))
+		r.port, r.name, r.port, traefikDrain, "`"+r.host+"`"))
 }
 
 // startTraefikReplicas starts n pilots for one service name and waits until
@@ -88,7 +88,7 @@ func startTraefikReplicas(t *testing.T, consulAddr, name string, n int) []*traef
 	var rs []*traefikReplica
 	for i := range n {
 		r := &traefikReplica{
-			name: name, id: fmt.Sprintf("%s-%d", name, i+1), host: name + ".test",
+			name: name, id: defaultID(name, ports[i]), host: name + ".test",
 			port: ports[i], marker: filepath.Join(t.TempDir(), "unhealthy"), consul: consulAddr,
 		}
 		r.p = startPilot(t, pilotOpts{}, "run", "--config", r.config(t))
