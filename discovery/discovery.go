@@ -76,7 +76,8 @@ type Registrar interface {
 	SetAddress(addr string)
 	// Deregister marks the check critical, then deregisters the service.
 	// It is terminal and returns when ctx ends at the latest; callers
-	// time-box ctx (≤ 2 s).
+	// time-box ctx (≤ 2 s). A service never registered (EverRegistered
+	// false) is not deregistered: nil, with no request to the agent.
 	Deregister(ctx context.Context) error
 	// SetMaintenance puts the service into (or out of) maintenance. The
 	// wish is remembered and re-applied after a re-registration.
@@ -87,4 +88,25 @@ type Registrar interface {
 	// at least once: only then may a proxy have routed to the instance,
 	// and only then is a drain before the stop worth its wait.
 	EverRegistered() bool
+	// Registration reports what the Registrar believes of its service,
+	// for status pages; it never blocks on the agent.
+	Registration() Registration
+}
+
+// Registration is a Registrar's view of its service.
+type Registration struct {
+	ID, Name string
+	Address  string
+	Port     int
+	// Registered is true while the agent holds the service as far as the
+	// Registrar knows: the last write succeeded and nothing since said
+	// otherwise.
+	Registered bool
+	// Status is the check status the agent holds: the one it accepted in
+	// the last successful write; "" while not Registered.
+	Status      Status
+	Maintenance bool
+	// HeldBy is ADDR:PORT of another live instance registered under this
+	// service ID, which keeps this one out; "" when none is known.
+	HeldBy string
 }

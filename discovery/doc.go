@@ -11,7 +11,10 @@
 //   - Registrar: keeps one Service registered while its Run lives. It is a
 //     level-triggered reconciler: it holds the desired state (latest status,
 //     maintenance on/off, deregistered) and converges the agent to it,
-//     re-registering whenever the agent has forgotten the service.
+//     re-registering whenever the agent has forgotten the service. A
+//     service ID held by another live instance is never taken over.
+//     Registration is its view for status pages: registered or not, the
+//     check status the agent holds, the other instance holding the ID.
 //   - Watcher, WatchSpec, Snapshot, Instance: following a service's
 //     instances. A watch publishes whole snapshots, never deltas, through a
 //     callback run on the watching goroutine (no channel to own or close;

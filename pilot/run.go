@@ -118,11 +118,10 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	if err := inst.addJobs(sup.jobs, svcs); err != nil {
 		return 1, err
 	}
-	if cfg.Telemetry != nil {
-		if err := inst.listen(cfg, consulClient, svcs); err != nil {
-			return 1, err
+	if cfg.Telemetry != nil { // bound by its actor, which retries while the port is taken
+		if err := inst.setupServer(cfg, consulClient); err != nil {
+			return 2, err
 		}
-		defer inst.server.Close()
 	}
 
 	// Actors are added in start order; teardown runs in reverse, so the

@@ -1,11 +1,13 @@
 package pilot
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -57,7 +59,7 @@ func buildServices(cfg config.Config, log *slog.Logger, observe func(consul.Requ
 		Observe: observe,
 	})
 	if err != nil {
-		return nil, nil, &ConfigError{fmt.Errorf("consul: %w", err)}
+		return nil, nil, &ConfigError{err} // "consul: …" already
 	}
 	hostname, _ := os.Hostname()
 	out := services{}
@@ -85,12 +87,9 @@ func buildServices(cfg config.Config, log *slog.Logger, observe func(consul.Requ
 func discoveryService(sc config.Service, sel discovery.AddressSelector, hostname string) (discovery.Service, error) {
 	addr, err := selectAddress(sel)
 	if err != nil {
-		return discovery.Service{}, fmt.Errorf("address: %w", err)
+		return discovery.Service{}, err // "address: …" already
 	}
-	id := sc.ID
-	if id == "" {
-		id = sc.Name + "-" + hostname
-	}
+	id := cmp.Or(sc.ID, defaultServiceID(sc, hostname))
 	tags := slices.Clone(sc.Tags)
 	if t := sc.Traefik; t != nil {
 		traefikTags, err := traefik.Tags(sc.Name, sc.Port, traefikSettings(*t))
@@ -103,6 +102,16 @@ func discoveryService(sc config.Service, sel discovery.AddressSelector, hostname
 		ID: id, Name: sc.Name, Address: addr, Port: sc.Port, Tags: tags, Meta: sc.Meta,
 		EnableTagOverride: sc.EnableTagOverride, TTL: sc.TTL, DeregisterCriticalAfter: sc.DeregisterCriticalAfter,
 	}, nil
+}
+
+// defaultServiceID is NAME-HOSTNAME-PORT: unique per instance (in
+// Docker the hostname is the container's ID, and two processes on one
+// host, network_mode: host or bare metal, cannot listen on one port) and
+// stable across the instance's restarts (same container, same port), as
+// registrator's host:container:port. NAME-HOSTNAME alone let two pilots on
+// one host overwrite each other's registration.
+func defaultServiceID(sc config.Service, hostname string) string {
+	return sc.Name + "-" + hostname + "-" + strconv.Itoa(sc.Port)
 }
 
 func traefikSettings(t config.Traefik) traefik.Settings {
@@ -201,7 +210,9 @@ func (ss services) withdraw(ctx context.Context, js []*jobs.Job, log *slog.Logge
 				log.Warn("shutdown: deregistration failed; going on", "job", s.job, "err", err)
 				return
 			}
-			log.Info("shutdown: deregistered", "job", s.job)
+			if s.registrar.EverRegistered() { // else there was nothing to deregister
+				log.Info("shutdown: deregistered", "job", s.job)
+			}
 		})
 	}
 	wg.Wait()

@@ -3,6 +3,7 @@ package pilot
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func TestDiscoveryServiceTraefikTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := discoveryService(sc, sel, "host-b")
-	if a.ID != "web-host-a" || a.Address != "10.0.0.5" || a.Tags[0] != "v1" || !slices.Contains(a.Tags, "traefik.enable=true") ||
+	if a.ID != "web-host-a-3000" || a.Address != "10.0.0.5" || a.Tags[0] != "v1" || !slices.Contains(a.Tags, "traefik.enable=true") ||
 		!slices.Contains(a.Tags, "traefik.http.services.web.loadbalancer.server.port=3000") {
 		t.Fatalf("service %+v", a)
 	}
@@ -125,5 +126,65 @@ func TestWatchFirstSnapshotNotDebounced(t *testing.T) {
 	case <-applied:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first snapshot waited for debounce.min")
+	}
+}
+
+// Errors built from the Consul client's and the address selection's own
+// carry their prefix once: "consul: reading token file", never
+// "consul: consul: …"; "jobs[0].service.address: no interface", never
+// "address: address: …".
+func TestServiceErrorsPrefixedOnce(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "token")
+	cfg := config.Config{Consul: &config.Consul{Address: "127.0.0.1:1", TokenFile: missing}}
+	_, _, err := buildServices(cfg, slog.New(slog.DiscardHandler), nil)
+	if want := `consul: reading token file "` + missing + `": no such file or directory`; err == nil || err.Error() != want {
+		t.Errorf("missing token file: %v, want %s", err, want)
+	}
+
+	cfg = config.Config{Consul: &config.Consul{Address: "127.0.0.1:1"}, Jobs: []config.Job{{Name: "app",
+		Service: &config.Service{Name: "web", Port: 3000, TTL: 10 * time.Second, Address: config.Address{Interface: "nosuch0"}}}}}
+	_, _, err = buildServices(cfg, slog.New(slog.DiscardHandler), nil)
+	if want := `jobs[0].service.address: no interface "nosuch0"`; err == nil || err.Error() != want {
+		t.Errorf("unknown interface: %v, want %s", err, want)
+	}
+}
+
+// The default service ID is NAME-HOSTNAME-PORT: two pilots on one host
+// (ports differ) get two IDs, one pilot restarted keeps its own; an id:
+// wins. pilot's own telemetry service follows the app's ID, or its own
+// port without an app service.
+func TestDefaultServiceIDs(t *testing.T) {
+	sel := discovery.AddressSelector{Static: "10.0.0.5"}
+	id := func(sc config.Service) string {
+		t.Helper()
+		svc, err := discoveryService(sc, sel, "host-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc.ID
+	}
+	a := config.Service{Name: "web", Port: 3000}
+	b := config.Service{Name: "web", Port: 3001}
+	if id(a) != "web-host-a-3000" || id(b) != "web-host-a-3001" {
+		t.Errorf("default IDs %q and %q", id(a), id(b))
+	}
+	explicit := config.Service{Name: "web", Port: 3000, ID: "web-1"}
+	if id(explicit) != "web-1" {
+		t.Errorf("explicit id became %q", id(explicit))
+	}
+	for _, c := range []struct {
+		app  *config.Service
+		port int
+		want string
+	}{
+		{&a, 9090, "pilot-web-host-a-3000"},
+		{&b, 9090, "pilot-web-host-a-3001"},
+		{&explicit, 9090, "pilot-web-1"},
+		{nil, 9090, "pilot-host-a-9090"},
+		{nil, 9091, "pilot-host-a-9091"},
+	} {
+		if got := telemetryServiceID(c.app, "host-a", c.port); got != c.want {
+			t.Errorf("telemetryServiceID(%v, %d) = %q, want %q", c.app, c.port, got, c.want)
+		}
 	}
 }

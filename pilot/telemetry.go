@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,8 +27,8 @@ import (
 // consul_sd_configs (telemetry.register).
 const (
 	telemetryServiceName = "pilot"
-	// telemetryServiceKey keys pilot's own registration among the job
-	// services; a space is never in a job name.
+	// telemetryServiceKey keys pilot's own registration for
+	// services.recheckAddresses; a space is never in a job name.
 	telemetryServiceKey = "pilot telemetry"
 	telemetryTTL        = 10 * time.Second
 	telemetryDeregister = time.Minute
@@ -50,32 +51,37 @@ type instruments struct {
 	watches *telemetry.Watches
 	exits   *telemetry.Exits
 
-	// Set by addJobs and listen.
-	jobs     []*jobs.Job
-	services services
-	server   *telemetry.Server
-	// pilotService is the telemetry.register registration, nil without.
+	// Set by addJobs and setupServer.
+	jobs       []*jobs.Job
+	services   services
+	server     *telemetry.Server
+	listenAddr string // telemetry.listen, bound by the actor
+	// register builds pilot's own registration for the port it is bound
+	// to (telemetry.register); nil without.
+	register func(port int) (*service, error)
+
+	mu sync.Mutex
+	// pilotService is the telemetry.register registration, nil until the
+	// actor has bound telemetry.listen (or without telemetry.register).
 	pilotService *service
+	stopping     bool // the actor is interrupted: register nothing more
 }
 
 // newInstruments registers pilot's own collectors in reg. The jobs'
 // collectors come with addJobs, once the jobs exist.
 func newInstruments(cfg config.Config, reg *prometheus.Registry, opts Options, log *slog.Logger) *instruments {
-	var checked, watched []string
+	var checked []string
 	for _, j := range cfg.Jobs {
 		if j.Health != nil {
 			checked = append(checked, j.Name)
 		}
-	}
-	for _, w := range cfg.Watches {
-		watched = append(watched, w.Service)
 	}
 	in := &instruments{
 		reg: reg, log: log, started: time.Now(),
 		version: cmp.Or(opts.Version, "dev"), commit: cmp.Or(opts.Commit, "unknown"),
 		health:  telemetry.NewHealthChecks(checked),
 		consul:  telemetry.NewConsul(),
-		watches: telemetry.NewWatches(watched),
+		watches: telemetry.NewWatches(watchNames(cfg.Watches)),
 		exits:   telemetry.NewExits(),
 	}
 	reg.MustRegister(
@@ -97,8 +103,8 @@ func (in *instruments) observeHealth(job string, r health.Result) { in.health.Ob
 func (in *instruments) observeConsul(r consul.Request) { in.consul.Observe(r.Op, r.OK, r.Reached) }
 
 // observeWatch is the watches' hook, called with each set applied.
-func (in *instruments) observeWatch(s discovery.Snapshot) {
-	in.watches.Applied(s.Service, len(s.Instances), time.Now())
+func (in *instruments) observeWatch(watch string, instances, skipped int) {
+	in.watches.Applied(watch, instances, skipped, time.Now())
 }
 
 // addJobs registers the collectors that read the jobs at scrape time.
@@ -120,35 +126,45 @@ func (in *instruments) addJobs(js []*jobs.Job, svcs services) error {
 	return in.reg.Register(procs)
 }
 
-// listen binds telemetry.listen (a port in use fails pilot's start, not a
-// scrape later) and, with telemetry.register, adds pilot's own service to
-// svcs, which must then be the registrations built with client.
-func (in *instruments) listen(cfg config.Config, client *consul.Client, svcs services) error {
-	t := cfg.Telemetry
-	ln, err := net.Listen("tcp", t.Listen)
-	if err != nil {
-		return fmt.Errorf("telemetry.listen: %w", err)
-	}
-	in.server = telemetry.NewServer(ln, in.reg, in.status, in.log)
-	in.log.Info("telemetry: serving /metrics and /status", "address", ln.Addr().String())
-	if !t.Register {
+// setupServer builds the /metrics and /status server for
+// telemetry.listen and, with telemetry.register, the recipe of pilot's own
+// registration (with client). Nothing is bound here: the actor binds,
+// retrying while the port is taken, so that a port in use never keeps the
+// jobs from running. A config fault in the registration (an address that
+// cannot be selected) is a *ConfigError now, not once bound.
+func (in *instruments) setupServer(cfg config.Config, client *consul.Client) error {
+	in.server = telemetry.NewServer(in.reg, in.status, in.log)
+	in.listenAddr = cfg.Telemetry.Listen
+	if !cfg.Telemetry.Register {
 		return nil
 	}
-	s, err := in.telemetryService(cfg, client, ln.Addr().(*net.TCPAddr).Port)
-	if err != nil {
-		ln.Close()
+	in.register = func(port int) (*service, error) { return in.telemetryService(cfg, client, port) }
+	port := 1 // a stand-in for ":0", only to check the rest now
+	if _, p, err := net.SplitHostPort(cfg.Telemetry.Listen); err == nil {
+		if n, err := strconv.Atoi(p); err == nil && n > 0 {
+			port = n
+		}
+	}
+	if _, err := in.register(port); err != nil {
 		return &ConfigError{fmt.Errorf("telemetry.register: %w", err)}
 	}
-	svcs[telemetryServiceKey] = s
-	in.pilotService = s
-	s.registrar.SetStatus(discovery.Passing, "pilot serves /metrics") // opens its readiness gate
 	return nil
 }
 
-// telemetryService builds the "pilot" registration: ID pilot-<the first
-// app service's ID> (pilot-<hostname> without one), the port pilot
-// listens on, the address the listen address names or else the one the
-// first app service selects, tag "metrics", meta app and version.
+// telemetryServiceID is pilot-<the app service's ID> (its id:, else its
+// default NAME-HOSTNAME-PORT), or pilot-HOSTNAME-PORT with pilot's own
+// port when no job has a service: unique per pilot, as the app's is.
+func telemetryServiceID(app *config.Service, hostname string, port int) string {
+	if app == nil {
+		return telemetryServiceName + "-" + hostname + "-" + strconv.Itoa(port)
+	}
+	return telemetryServiceName + "-" + cmp.Or(app.ID, defaultServiceID(*app, hostname))
+}
+
+// telemetryService builds the "pilot" registration: ID telemetryServiceID,
+// the port pilot listens on, the address the listen address names or else
+// the one the first app service selects, tag "metrics", meta app and
+// version.
 func (in *instruments) telemetryService(cfg config.Config, client *consul.Client, port int) (*service, error) {
 	hostname, _ := os.Hostname()
 	var app *config.Service
@@ -161,14 +177,12 @@ func (in *instruments) telemetryService(cfg config.Config, client *consul.Client
 	sc := config.Service{Name: telemetryServiceName, Port: port, Tags: []string{"metrics"},
 		Meta: map[string]string{"app": "", "version": in.version},
 		TTL:  telemetryTTL, DeregisterCriticalAfter: telemetryDeregister}
-	id := hostname
 	var sel discovery.AddressSelector
 	if app != nil {
 		sc.Meta["app"] = app.Name
-		id = cmp.Or(app.ID, app.Name+"-"+hostname)
 		sel = discovery.AddressSelector{Interface: app.Address.Interface, CIDR: app.Address.CIDR, Static: app.Address.Static}
 	}
-	sc.ID = telemetryServiceName + "-" + id
+	sc.ID = telemetryServiceID(app, hostname, port)
 	if host, _, err := net.SplitHostPort(cfg.Telemetry.Listen); err == nil {
 		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
 			sel = discovery.AddressSelector{Static: host} // reachable only there
@@ -185,25 +199,42 @@ func (in *instruments) telemetryService(cfg config.Config, client *consul.Client
 	return &service{job: "", registrar: r, selector: sel, address: svc.Address}, nil
 }
 
-// actor returns the telemetry actor: it serves until interrupted and
-// counts exits from changes (subscribed before any job starts). Its
-// interrupt deregisters pilot's own service, then lets scrapes in flight
-// finish. It is added to the run group early so that it stops late:
-// /metrics answers throughout the shutdown.
+// actor returns the telemetry actor: it binds telemetry.listen (retrying
+// while it cannot, the jobs running meanwhile), then serves until
+// interrupted, and counts exits from changes (subscribed before any job
+// starts). Once bound it registers pilot's own service (telemetry.register)
+// and keeps its address current. Its interrupt deregisters that service,
+// then lets scrapes in flight finish. It is added to the run group early so
+// that it stops late: /metrics answers throughout the shutdown.
 func (in *instruments) actor(changes *jobs.Subscription) (execute func() error, interrupt func()) {
 	ctx, cancel := context.WithCancel(context.Background())
+	listenCtx, stopListening := context.WithCancel(ctx)
 	execute = func() error {
 		var wg sync.WaitGroup
 		wg.Go(func() { in.exits.Run(ctx, changes) })
 		defer wg.Wait()
-		if err := in.server.Serve(); err != nil {
+		ln, err := telemetry.Listen(listenCtx, in.listenAddr, in.log)
+		if err != nil { // interrupted before it could bind
+			<-ctx.Done()
+			return nil
+		}
+		in.log.Info("telemetry: serving /metrics and /status", "address", ln.Addr().String())
+		if in.register != nil {
+			in.registerPilot(ctx, &wg, ln.Addr().(*net.TCPAddr).Port)
+		}
+		if err := in.server.Serve(ln); err != nil {
 			in.log.Error("telemetry: server failed; /metrics is gone until pilot restarts", "err", err)
 			<-ctx.Done()
 		}
 		return nil
 	}
 	interrupt = func() {
-		if s := in.pilotService; s != nil {
+		stopListening()
+		in.mu.Lock()
+		in.stopping = true
+		s := in.pilotService
+		in.mu.Unlock()
+		if s != nil {
 			dctx, dcancel := context.WithTimeout(context.Background(), deregisterTimeout)
 			if err := s.registrar.Deregister(dctx); err != nil {
 				in.log.Warn("telemetry: deregistration failed", "err", err)
@@ -218,6 +249,43 @@ func (in *instruments) actor(changes *jobs.Subscription) (execute func() error, 
 	return execute, interrupt
 }
 
+// registerPilot registers pilot's own service on port and keeps it
+// registered, its address current, on wg's goroutines until ctx ends;
+// nothing once the actor is interrupted.
+func (in *instruments) registerPilot(ctx context.Context, wg *sync.WaitGroup, port int) {
+	s, err := in.register(port)
+	if err != nil { // it built at start: the address selection changed since
+		in.log.Error("telemetry.register: pilot's service not registered", "err", err)
+		return
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopping {
+		return
+	}
+	in.pilotService = s
+	wg.Go(func() { _ = s.registrar.Run(ctx) })
+	wg.Go(func() {
+		recheck := time.NewTicker(addressRecheck)
+		defer recheck.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-recheck.C:
+				services{telemetryServiceKey: s}.recheckAddresses(in.log)
+			}
+		}
+	})
+	s.registrar.SetStatus(discovery.Passing, "pilot serves /metrics") // opens its readiness gate
+}
+
+func serviceStatus(s *service) telemetry.ServiceStatus {
+	reg := s.registrar.Registration()
+	return telemetry.ServiceStatus{Job: s.job, Name: reg.Name, ID: reg.ID, Address: reg.Address, Port: reg.Port,
+		Registered: reg.Registered, Status: string(reg.Status), Maintenance: reg.Maintenance, HeldBy: reg.HeldBy}
+}
+
 // status is the /status document.
 func (in *instruments) status() telemetry.Status {
 	st := telemetry.Status{
@@ -229,14 +297,14 @@ func (in *instruments) status() telemetry.Status {
 	for _, j := range in.jobs {
 		st.Jobs = append(st.Jobs, telemetry.JobStatusOf(j))
 	}
+	in.mu.Lock()
+	pilot := in.pilotService
+	in.mu.Unlock()
 	for _, s := range in.services {
-		ss := telemetry.ServiceStatus{Job: s.job}
-		if r, ok := s.registrar.(interface{ Registration() consul.Registration }); ok {
-			reg := r.Registration()
-			ss.Name, ss.ID, ss.Address, ss.Port = reg.Name, reg.ID, reg.Address, reg.Port
-			ss.Registered, ss.Status, ss.Maintenance = reg.Registered, string(reg.Status), reg.Maintenance
-		}
-		st.Services = append(st.Services, ss)
+		st.Services = append(st.Services, serviceStatus(s))
+	}
+	if pilot != nil {
+		st.Services = append(st.Services, serviceStatus(pilot))
 	}
 	// Job services in job order, pilot's own last.
 	order := map[string]int{"": len(in.jobs)}

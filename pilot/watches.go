@@ -7,9 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -23,6 +23,7 @@ import (
 	"github.com/nodepilot/pilot/discovery/render"
 	"github.com/nodepilot/pilot/jobs"
 	"github.com/nodepilot/pilot/pilot/config"
+	"github.com/nodepilot/pilot/telemetry"
 )
 
 // reloadAttempts and reloadBackoff pace the retries of a failed reload; a
@@ -82,7 +83,10 @@ func gateReloadTargets(cfg config.Config, specs []jobs.Spec) []*startGate {
 // watch follows one Consul service and, after each debounced change,
 // renders its files and reloads what reads them.
 type watch struct {
-	cfg     config.Watch
+	cfg config.Watch
+	// name tells this watch from the others (watchNames), in its log
+	// lines and its series.
+	name    string
 	watcher discovery.Watcher
 	log     *slog.Logger
 	jobs    map[string]*jobs.Job
@@ -90,32 +94,56 @@ type watch struct {
 	environ []string
 	// instancesFile is where the instances are written for onChange.run.
 	instancesFile string
-	// firstRendered opens the reload job's start gate, once.
-	firstRendered func()
-	// applied is told of each set applied (telemetry); never nil.
-	applied func(discovery.Snapshot)
+	// gate is the reload job's start gate, nil when the watch reloads no
+	// job. Its first render opens it, or firstRenderWait without one;
+	// gateClaimed makes sure only one of the two does, and says so.
+	gate        *startGate
+	gateClaimed atomic.Bool
+	// afterFunc is time.AfterFunc (tests steer it).
+	afterFunc func(time.Duration, func()) interface{ Stop() bool }
+	// applied is told of each set applied (telemetry): the watch's name,
+	// the instances in it and those skipped; never nil.
+	applied func(watch string, instances, skipped int)
+	// lastSkipped are the instances the last apply left out, so that each
+	// is logged once, not at every change.
+	lastSkipped []render.Skipped
+}
+
+// watchNames names each watch for its series and log lines
+// (telemetry.WatchName): the service it follows, with "#N" added for the
+// Nth of several watches of one service; unique within cfg.
+func watchNames(ws []config.Watch) []telemetry.WatchName {
+	taken := map[string]bool{}
+	out := make([]telemetry.WatchName, len(ws))
+	for i, w := range ws {
+		name := w.Service
+		for n := 2; taken[name]; n++ {
+			name = fmt.Sprintf("%s#%d", w.Service, n)
+		}
+		taken[name] = true
+		out[i] = telemetry.WatchName{Watch: name, Service: w.Service}
+	}
+	return out
 }
 
 // buildWatches builds the watches; stateDir holds the instance files of
 // onChange.run (pilot's private temporary directory); applied is told of
 // each set a watch applied.
-func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, gates []*startGate, reaper *jobs.Reaper, environ []string, stateDir string, log *slog.Logger, applied func(discovery.Snapshot)) ([]*watch, error) {
+func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, gates []*startGate, reaper *jobs.Reaper, environ []string, stateDir string, log *slog.Logger, applied func(watch string, instances, skipped int)) ([]*watch, error) {
 	byName := make(map[string]*jobs.Job, len(js))
 	for _, j := range js {
 		byName[j.Name()] = j
 	}
+	names := watchNames(cfg.Watches)
 	var out []*watch
 	for i, wc := range cfg.Watches {
-		wlog := log.With("watch", wc.Service)
+		wlog := log.With("watch", names[i].Watch)
 		watcher, err := consul.NewWatcher(client, consul.WatcherOptions{}, wlog)
 		if err != nil {
 			return nil, &ConfigError{fmt.Errorf("watches[%d]: %w", i, err)}
 		}
-		w := &watch{cfg: wc, watcher: watcher, log: wlog, jobs: byName, starter: reaper, environ: environ,
-			firstRendered: func() {}, applied: applied}
-		if g := gates[i]; g != nil {
-			w.firstRendered = sync.OnceFunc(g.done)
-		}
+		w := &watch{cfg: wc, name: names[i].Watch, watcher: watcher, log: wlog, jobs: byName, starter: reaper, environ: environ,
+			gate: gates[i], afterFunc: afterFunc, applied: applied}
 		if wc.OnChange.Run != "" {
 			w.instancesFile = filepath.Join(stateDir, fmt.Sprintf("watch-%d-%s.json", i, fileSafe(wc.Service)))
 		}
@@ -124,15 +152,25 @@ func buildWatches(cfg config.Config, client *consul.Client, js []*jobs.Job, gate
 	return out, nil
 }
 
+func afterFunc(d time.Duration, f func()) interface{ Stop() bool } { return time.AfterFunc(d, f) }
+
+// claimGate reports whether the caller is the one to open the reload
+// job's start gate: true once, and never without a gate.
+func (w *watch) claimGate() bool { return w.gate != nil && w.gateClaimed.CompareAndSwap(false, true) }
+
 func (w *watch) run(ctx context.Context) {
 	spec := discovery.WatchSpec{Service: w.cfg.Service, Tag: w.cfg.Tag, Datacenter: w.cfg.Datacenter,
 		PassingOnly: *w.cfg.PassingOnly}
-	if r := w.cfg.OnChange.Reload; r != nil && r.Job != "" {
-		wait := time.AfterFunc(firstRenderWait, func() {
-			w.log.Warn("watch: no instances yet; starting the job it reloads on the files it has", "job", r.Job, "after", firstRenderWait)
-			w.firstRendered()
-		})
-		defer wait.Stop()
+	stopWait := func() bool { return false }
+	if w.gate != nil {
+		job := w.cfg.OnChange.Reload.Job
+		stopWait = w.afterFunc(firstRenderWait, func() {
+			if w.claimGate() {
+				w.log.Warn("watch: no set of instances from Consul yet; starting the job it reloads on the files it has", "job", job, "after", firstRenderWait)
+				w.gate.done()
+			}
+		}).Stop
+		defer stopWait()
 	}
 	updates := make(chan discovery.Snapshot, 1)
 	watching := make(chan struct{})
@@ -152,7 +190,10 @@ func (w *watch) run(ctx context.Context) {
 	defer func() { <-watching }()
 	w.debounce(ctx, updates, func(s discovery.Snapshot) {
 		w.apply(ctx, s)
-		w.firstRendered()
+		if w.claimGate() {
+			stopWait()
+			w.gate.done()
+		}
 	})
 }
 
@@ -198,8 +239,16 @@ func (w *watch) debounce(ctx context.Context, updates <-chan discovery.Snapshot,
 }
 
 // apply renders every file of the watch and reloads when one changed.
+// Instances that cannot be rendered safely are left out of everything
+// (files, templates, onChange.run's instances), each logged once.
 func (w *watch) apply(ctx context.Context, s discovery.Snapshot) {
-	w.log.Info("watch: instances changed", "instances", len(s.Instances))
+	s, skipped := render.Routable(s)
+	w.logSkipped(skipped)
+	if len(skipped) > 0 {
+		w.log.Info("watch: instances changed", "instances", len(s.Instances), "skipped", len(skipped))
+	} else {
+		w.log.Info("watch: instances changed", "instances", len(s.Instances))
+	}
 	w.runJob(s)
 	changed := false
 	if r := w.cfg.OnChange.Render; r != nil {
@@ -224,7 +273,23 @@ func (w *watch) apply(ctx context.Context, s discovery.Snapshot) {
 	if changed || (w.cfg.OnChange.Render == nil && len(w.cfg.OnChange.Templates) == 0) {
 		w.reload(ctx)
 	}
-	w.applied(s)
+	w.applied(w.name, len(s.Instances), len(skipped))
+}
+
+// logSkipped logs each skipped instance, unless the last apply skipped the
+// very same ones: once per change of the skipped set, not per render.
+func (w *watch) logSkipped(skipped []render.Skipped) {
+	same := slices.EqualFunc(skipped, w.lastSkipped, func(a, b render.Skipped) bool {
+		return a.Instance.ID == b.Instance.ID && a.Instance.Node == b.Instance.Node && a.Reason == b.Reason
+	})
+	w.lastSkipped = skipped
+	if same {
+		return
+	}
+	for _, sk := range skipped {
+		w.log.Warn("watch: instance skipped: it cannot be rendered safely", "id", sk.Instance.ID, "node", sk.Instance.Node,
+			"address", sk.Instance.Address, "port", sk.Instance.Port, "reason", sk.Reason)
+	}
 }
 
 // runJob writes the instances file and triggers onChange.run's job with
@@ -269,10 +334,14 @@ func fileSafe(name string) string {
 }
 
 // write applies content to dest unless rendering failed, in which case the
-// last good file stays.
+// file that is there stays (or none is written).
 func (w *watch) write(dest string, content []byte, renderErr error) bool {
 	if renderErr != nil {
-		w.log.Error("watch: render failed; keeping the last good file", "dest", dest, "err", renderErr)
+		if _, err := os.Stat(dest); err == nil {
+			w.log.Error("watch: render failed; keeping the file as it is", "dest", dest, "err", renderErr)
+		} else {
+			w.log.Error("watch: render failed; no file written (there is none yet)", "dest", dest, "err", renderErr)
+		}
 		return false
 	}
 	changed, err := render.Apply(dest, content, 0o644)
@@ -292,8 +361,16 @@ func (w *watch) reload(ctx context.Context) {
 		return
 	}
 	if r.Job != "" {
+		j := w.jobs[r.Job]
+		if j.Status().Pid == 0 {
+			// Not started yet (the start gate holds it until the first
+			// render), restarting or ended: it reads the files when it
+			// starts.
+			w.log.Debug("watch: not reloading: the job is not running; it reads the files when it starts", "job", r.Job)
+			return
+		}
 		sig := syscall.Signal(r.Signal)
-		w.jobs[r.Job].Forward(sig)
+		j.Forward(sig)
 		w.log.Info("watch: reload signal sent", "job", r.Job, "signal", sig)
 		return
 	}

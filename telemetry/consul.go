@@ -21,7 +21,7 @@ func NewConsul() *Consul {
 		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pilot_consul_requests_total",
-			Help: "Requests to the Consul agent by operation (register, deregister, ttl, maintenance, health) and result (ok, error).",
+			Help: "Requests to the Consul agent by operation (register, deregister, ttl, maintenance, lookup, health) and result (ok, error).",
 		}, []string{"op", "result"}),
 	}
 }

@@ -23,5 +23,7 @@
 // any number of scrapes at once while events arrive; the observers called
 // from jobs, probers and the Consul client never block beyond a mutex.
 // Exits.Run is the package's only goroutine, run by pilot as part of the
-// telemetry actor; Server.Serve runs the HTTP server until Shutdown.
+// telemetry actor; Listen binds the server's address, retrying with capped
+// backoff while it cannot (a port in use never stops pilot), and
+// Server.Serve runs the HTTP server on it until Shutdown.
 package telemetry

@@ -16,14 +16,12 @@ import (
 
 // Server serves /metrics from a Gatherer and /status from a func.
 type Server struct {
-	ln  net.Listener
 	srv *http.Server
 }
 
-// NewServer builds the server on ln (already bound, so that a port in use
-// fails pilot's start and tests can read the port). status is called for
-// each GET /status.
-func NewServer(ln net.Listener, g prometheus.Gatherer, status func() Status, log *slog.Logger) *Server {
+// NewServer builds the server; Serve serves it on a listener (Listen's).
+// status is called for each GET /status.
+func NewServer(g prometheus.Gatherer, status func() Status, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -49,19 +47,17 @@ func NewServer(ln net.Listener, g prometheus.Gatherer, status func() Status, log
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "pilot: /metrics (Prometheus), /status (JSON)")
 	})
-	return &Server{ln: ln, srv: &http.Server{
+	return &Server{srv: &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}}
 }
 
-// Addr is the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
-
-// Serve serves until Shutdown, then returns nil.
-func (s *Server) Serve() error {
-	if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+// Serve serves on ln until Shutdown, then returns nil; after Shutdown it
+// closes ln and returns nil at once.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -75,13 +71,49 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 }
 
+// Bind retry pacing: from listenMinBackoff, doubling, capped at
+// listenMaxBackoff (Consul's registration retries use the same bounds).
+const (
+	listenMinBackoff = 100 * time.Millisecond
+	listenMaxBackoff = 5 * time.Second
+)
+
+// Listen binds addr (TCP). While it fails — the port is in use, or the
+// address is not up yet — it retries with capped exponential backoff until
+// ctx ends, and then returns ctx's error: telemetry must never keep the app
+// from running. It logs the first failure as a warning, the next ones at
+// debug level, and one info line when the bind succeeds after failing.
+func Listen(ctx context.Context, addr string, log *slog.Logger) (net.Listener, error) {
+	var lc net.ListenConfig
+	backoff, failed := time.Duration(0), false
+	for {
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err == nil {
+			if failed {
+				log.Info("telemetry: bound at last", "address", ln.Addr().String())
+			}
+			return ln, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		backoff = min(max(2*backoff, listenMinBackoff), listenMaxBackoff)
+		if !failed {
+			log.Warn("telemetry: cannot listen; the jobs run on, /metrics and /status come once it binds", "address", addr, "err", err, "retry_in", backoff)
+		} else {
+			log.Debug("telemetry: still cannot listen", "address", addr, "err", err, "retry_in", backoff)
+		}
+		failed = true
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
 type promLogger struct{ log *slog.Logger }
 
 func (l promLogger) Println(v ...any) { l.log.Warn("telemetry: /metrics", "err", fmt.Sprint(v...)) }
-
-// Close closes the listener and any connection; for a server never served
-// (pilot failed before its run group started) or after Shutdown.
-func (s *Server) Close() {
-	s.srv.Close()
-	s.ln.Close()
-}

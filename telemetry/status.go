@@ -59,16 +59,26 @@ type ServiceStatus struct {
 	Address    string `json:"address"`
 	Port       int    `json:"port"`
 	Registered bool   `json:"registered"`
-	// Status is the check status pilot pushes: passing, warning or
-	// critical.
-	Status      string `json:"status"`
+	// Status is the check status Consul holds (passing, warning or
+	// critical): the last one it accepted. Absent while not registered,
+	// so that it never reads as a status Consul does not have.
+	Status      string `json:"status,omitempty"`
 	Maintenance bool   `json:"maintenance,omitempty"`
+	// HeldBy is ADDR:PORT of another live instance registered under this
+	// service ID, which keeps this one out of Consul.
+	HeldBy string `json:"heldBy,omitempty"`
 }
 
 type WatchStatus struct {
+	// Watch names the watch: its service, "#N" added for the Nth of
+	// several watches of one service (WatchName).
+	Watch   string `json:"watch"`
 	Service string `json:"service"`
 	// Instances is the size of the last set applied; null before the first.
-	Instances  *int       `json:"instances"`
+	Instances *int `json:"instances"`
+	// Skipped counts the instances left out of that set because they
+	// cannot be rendered safely (a malformed address or port).
+	Skipped    int        `json:"skipped,omitempty"`
 	Changes    uint64     `json:"changes"`
 	LastChange *time.Time `json:"lastChange"`
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/test/toolbin"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -196,7 +198,7 @@ func TestConsul(t *testing.T) {
 # HELP pilot_consul_up 1 when the Consul agent answered pilot's last request, else 0 (also before the first).
 # TYPE pilot_consul_up gauge
 pilot_consul_up 0
-# HELP pilot_consul_requests_total Requests to the Consul agent by operation (register, deregister, ttl, maintenance, health) and result (ok, error).
+# HELP pilot_consul_requests_total Requests to the Consul agent by operation (register, deregister, ttl, maintenance, lookup, health) and result (ok, error).
 # TYPE pilot_consul_requests_total counter
 pilot_consul_requests_total{op="health",result="error"} 1
 pilot_consul_requests_total{op="register",result="ok"} 1
@@ -208,35 +210,48 @@ pilot_consul_requests_total{op="ttl",result="ok"} 2
 	}
 }
 
+// Two watches of one service keep their own series, told apart by the
+// watch label; a watch's first set brings its instance and skipped counts.
 func TestWatches(t *testing.T) {
-	w := NewWatches([]string{"backend", "db", "backend"})
+	w := NewWatches([]WatchName{{"backend", "backend"}, {"db", "db"}, {"backend#2", "backend"}})
 	want := `
-# HELP pilot_watch_changes_total Sets of instances pilot applied for the watched service: the first, then one per (debounced) change.
+# HELP pilot_watch_changes_total Sets of instances pilot applied for the watch: the first, then one per (debounced) change.
 # TYPE pilot_watch_changes_total counter
-pilot_watch_changes_total{service="backend"} 0
-pilot_watch_changes_total{service="db"} 0
+pilot_watch_changes_total{service="backend",watch="backend"} 0
+pilot_watch_changes_total{service="backend",watch="backend#2"} 0
+pilot_watch_changes_total{service="db",watch="db"} 0
 `
 	if err := testutil.CollectAndCompare(w, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	w.Applied("backend", 3, at)
-	w.Applied("backend", 2, at.Add(time.Second))
+	w.Applied("backend", 3, 0, at)
+	w.Applied("backend", 2, 1, at.Add(time.Second))
+	w.Applied("backend#2", 1, 0, at)
+	w.Applied("unknown", 9, 0, at) // not a configured watch: ignored
 	want = `
 # HELP pilot_watch_instances Instances of the watched service in the last set pilot applied.
 # TYPE pilot_watch_instances gauge
-pilot_watch_instances{service="backend"} 2
-# HELP pilot_watch_changes_total Sets of instances pilot applied for the watched service: the first, then one per (debounced) change.
+pilot_watch_instances{service="backend",watch="backend"} 2
+pilot_watch_instances{service="backend",watch="backend#2"} 1
+# HELP pilot_watch_skipped_instances Instances of the watched service left out of the last set pilot applied because they cannot be rendered safely (e.g. a malformed address).
+# TYPE pilot_watch_skipped_instances gauge
+pilot_watch_skipped_instances{service="backend",watch="backend"} 1
+pilot_watch_skipped_instances{service="backend",watch="backend#2"} 0
+# HELP pilot_watch_changes_total Sets of instances pilot applied for the watch: the first, then one per (debounced) change.
 # TYPE pilot_watch_changes_total counter
-pilot_watch_changes_total{service="backend"} 2
-pilot_watch_changes_total{service="db"} 0
+pilot_watch_changes_total{service="backend",watch="backend"} 2
+pilot_watch_changes_total{service="backend",watch="backend#2"} 1
+pilot_watch_changes_total{service="db",watch="db"} 0
 `
 	if err := testutil.CollectAndCompare(w, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
 	}
 	st := w.Status()
-	if len(st) != 2 || st[0].Service != "backend" || *st[0].Instances != 2 || st[0].Changes != 2 ||
-		!st[0].LastChange.Equal(at.Add(time.Second)) || st[1].Instances != nil || st[1].LastChange != nil {
+	if len(st) != 3 || st[0].Watch != "backend" || st[0].Service != "backend" || *st[0].Instances != 2 || st[0].Skipped != 1 ||
+		st[0].Changes != 2 || !st[0].LastChange.Equal(at.Add(time.Second)) ||
+		st[1].Watch != "db" || st[1].Instances != nil || st[1].LastChange != nil ||
+		st[2].Watch != "backend#2" || st[2].Service != "backend" || *st[2].Instances != 1 {
 		t.Fatalf("status = %+v", st)
 	}
 }
@@ -317,12 +332,12 @@ func TestServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(ln, reg, func() Status {
+	srv := NewServer(reg, func() Status {
 		return Status{Jobs: []JobStatus{JobStatusOf(app)}, Services: []ServiceStatus{}, Watches: []WatchStatus{}}
 	}, nil)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	base := "http://" + srv.Addr().String()
+	go func() { served <- srv.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
 
 	body := get(t, base+"/metrics")
 	if !strings.Contains(body, `pilot_build_info{commit="abc",goversion="go`) || !strings.Contains(body, `version="1.2.3"} 1`) {
@@ -350,7 +365,6 @@ func TestServer(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatalf("Serve after Shutdown: %v", err)
 	}
-	srv.Close()
 	if _, err := http.Get(base + "/metrics"); err == nil {
 		t.Fatal("still serving after Shutdown")
 	}
@@ -381,5 +395,57 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A port in use does not fail Listen: it retries, says so once (a warning;
+// then debug lines), and binds as soon as the port is free, saying that
+// too. Cancelled, it gives up with ctx's error.
+func TestListenRetriesUntilFree(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := taken.Addr().String()
+	logs := &toolbin.LockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { ln, err := Listen(context.Background(), addr, log); done <- result{ln, err} }()
+	waitUntil(t, 5*time.Second, "two failed binds", func() bool { return strings.Count(logs.String(), "cannot listen") >= 2 })
+	taken.Close()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Listen did not bind once the port was free")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.ln.Close()
+	if r.ln.Addr().String() != addr {
+		t.Errorf("bound %s, want %s", r.ln.Addr(), addr)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "level=WARN"); n != 1 || !strings.Contains(out, `level=WARN msg="telemetry: cannot listen; the jobs run on, /metrics and /status come once it binds" address=`+addr) {
+		t.Errorf("want exactly one warning naming the address:\n%s", out)
+	}
+	if !strings.Contains(out, `level=INFO msg="telemetry: bound at last" address=`+addr) {
+		t.Errorf("no line says it bound:\n%s", out)
+	}
+
+	// Still taken, and cancelled: ctx's error, no listener.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		ln, err := Listen(ctx, r.ln.Addr().String(), slog.New(slog.DiscardHandler))
+		done <- result{ln, err}
+	}()
+	cancel()
+	if r := <-done; r.ln != nil || r.err != context.Canceled {
+		t.Errorf("cancelled Listen = %v, %v", r.ln, r.err)
 	}
 }

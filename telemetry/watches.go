@@ -7,71 +7,86 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Watches follows what pilot's watches acted on: pilot_watch_instances
-// {service} (the instances of the last set applied; absent until the first)
-// and pilot_watch_changes_total{service} (sets applied: the first one, then
-// one per debounced change). Two watches of one service share its series:
-// changes add up and the latest set gives the instance count.
-type Watches struct {
-	instances, changes *prometheus.Desc
+// WatchName names one watch for its series and its log lines: the service
+// it follows, plus "#N" for the Nth watch of a service that more than one
+// watch follows (the first keeps the bare name, so adding a second watch
+// renames nothing). pilot computes the names (pilot.watchNames); they
+// are unique within one config.
+type WatchName struct {
+	Watch, Service string
+}
 
-	mu       sync.Mutex
-	services []string // in the order given
-	stats    map[string]*watchStat
+// Watches follows what pilot's watches acted on, one series per watch:
+// pilot_watch_instances{watch,service} (the instances of the last set
+// applied; absent until the first), pilot_watch_skipped_instances
+// {watch,service} (the instances left out of it because they cannot be
+// rendered safely, e.g. a malformed address) and pilot_watch_changes_total
+// {watch,service} (sets applied: the first, then one per debounced change).
+type Watches struct {
+	instances, skipped, changes *prometheus.Desc
+
+	mu      sync.Mutex
+	watches []WatchName // in config order
+	stats   map[string]*watchStat
 }
 
 type watchStat struct {
 	instances  int
+	skipped    int
 	changes    uint64 // 0: no set applied yet, so no instance count either
 	lastChange time.Time
 }
 
-// NewWatches returns the collector for the watched services.
-func NewWatches(services []string) *Watches {
+// NewWatches returns the collector for the given watches.
+func NewWatches(watches []WatchName) *Watches {
+	labels := []string{"watch", "service"}
 	w := &Watches{
 		instances: prometheus.NewDesc("pilot_watch_instances",
-			"Instances of the watched service in the last set pilot applied.", []string{"service"}, nil),
+			"Instances of the watched service in the last set pilot applied.", labels, nil),
+		skipped: prometheus.NewDesc("pilot_watch_skipped_instances",
+			"Instances of the watched service left out of the last set pilot applied because they cannot be rendered safely (e.g. a malformed address).", labels, nil),
 		changes: prometheus.NewDesc("pilot_watch_changes_total",
-			"Sets of instances pilot applied for the watched service: the first, then one per (debounced) change.", []string{"service"}, nil),
+			"Sets of instances pilot applied for the watch: the first, then one per (debounced) change.", labels, nil),
 		stats: map[string]*watchStat{},
 	}
-	for _, s := range services {
-		if _, ok := w.stats[s]; !ok {
-			w.services = append(w.services, s)
-			w.stats[s] = &watchStat{}
+	for _, n := range watches {
+		if _, ok := w.stats[n.Watch]; !ok {
+			w.watches = append(w.watches, n)
+			w.stats[n.Watch] = &watchStat{}
 		}
 	}
 	return w
 }
 
-// Applied records that a set of n instances of service was applied at at.
-func (w *Watches) Applied(service string, n int, at time.Time) {
+// Applied records that watch applied a set of n instances at at, leaving
+// skipped instances out. A watch not given to NewWatches is ignored.
+func (w *Watches) Applied(watch string, n, skipped int, at time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	st, ok := w.stats[service]
+	st, ok := w.stats[watch]
 	if !ok {
-		st = &watchStat{}
-		w.stats[service] = st
-		w.services = append(w.services, service)
+		return
 	}
-	st.instances, st.lastChange = n, at
+	st.instances, st.skipped, st.lastChange = n, skipped, at
 	st.changes++
 }
 
 func (w *Watches) Describe(ch chan<- *prometheus.Desc) {
 	ch <- w.instances
+	ch <- w.skipped
 	ch <- w.changes
 }
 
 func (w *Watches) Collect(ch chan<- prometheus.Metric) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, s := range w.services {
-		st := w.stats[s]
+	for _, n := range w.watches {
+		st := w.stats[n.Watch]
 		if st.changes > 0 {
-			ch <- prometheus.MustNewConstMetric(w.instances, prometheus.GaugeValue, float64(st.instances), s)
+			ch <- prometheus.MustNewConstMetric(w.instances, prometheus.GaugeValue, float64(st.instances), n.Watch, n.Service)
+			ch <- prometheus.MustNewConstMetric(w.skipped, prometheus.GaugeValue, float64(st.skipped), n.Watch, n.Service)
 		}
-		ch <- prometheus.MustNewConstMetric(w.changes, prometheus.CounterValue, float64(st.changes), s)
+		ch <- prometheus.MustNewConstMetric(w.changes, prometheus.CounterValue, float64(st.changes), n.Watch, n.Service)
 	}
 }
 
@@ -79,13 +94,14 @@ func (w *Watches) Collect(ch chan<- prometheus.Metric) {
 func (w *Watches) Status() []WatchStatus {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make([]WatchStatus, 0, len(w.services))
-	for _, s := range w.services {
-		st := w.stats[s]
-		ws := WatchStatus{Service: s, Changes: st.changes}
+	out := make([]WatchStatus, 0, len(w.watches))
+	for _, n := range w.watches {
+		st := w.stats[n.Watch]
+		ws := WatchStatus{Watch: n.Watch, Service: n.Service, Changes: st.changes}
 		if st.changes > 0 {
 			n, at := st.instances, st.lastChange
 			ws.Instances, ws.LastChange = &n, &at
+			ws.Skipped = st.skipped
 		}
 		out = append(out, ws)
 	}

@@ -29,6 +29,8 @@ import (
 var consulSerial atomic.Int32
 
 // consulApp is one `helper http` app job with a service block, under a pilot.
+// Its config leaves the service ID at its default, as a user would: id is
+// that default, for the assertions.
 type consulApp struct {
 	name, id  string
 	port      int
@@ -51,7 +53,7 @@ func newConsulApp(t *testing.T, address string) *consulApp {
 	n := consulSerial.Add(1)
 	name := fmt.Sprintf("web%d", n)
 	return &consulApp{
-		name: name, id: name + "-1", port: ports[0],
+		name: name, id: defaultID(name, ports[0]), port: ports[0],
 		marker:   filepath.Join(t.TempDir(), "unhealthy"),
 		interval: 200 * time.Millisecond, unhealthy: 2, ttl: 3 * time.Second,
 		address: address,
@@ -81,15 +83,21 @@ jobs:
       unhealthyThreshold: %d
     service:
       name: %s
-      id: %s
       port: %d
       address: {static: 127.0.0.1}
       tags: [v1, "traefik.enable=true"]
       meta: {version: "1.4.2"}
       ttl: %s
       drain: %s
-`, c.port, c.interval, c.interval*3/4, c.unhealthy, c.name, c.id, c.port, c.ttl, c.drain)
+`, c.port, c.interval, c.interval*3/4, c.unhealthy, c.name, c.port, c.ttl, c.drain)
 	return writeConfig(t, b.String())
+}
+
+// defaultID is the service ID pilot gives an instance of name listening on
+// port on this host when the config sets no id: NAME-HOSTNAME-PORT.
+func defaultID(name string, port int) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%s-%d", name, host, port)
 }
 
 // heartbeat is the registrar's heartbeat: TTL/3.
@@ -485,16 +493,23 @@ func TestConsulTokenNeverLogged(t *testing.T) {
 }
 
 // An instance Consul never accepted was never behind a proxy: its drain
-// would only delay the stop. With Consul unreachable from start to end,
-// the stop signal follows SIGTERM at once, drain or not.
+// would only delay the stop, and its deregistration would only fail. With
+// Consul unreachable from start to end (the app's service and pilot's own
+// telemetry service, as in `make demo` without Consul), the stop signal
+// follows SIGTERM at once, drain or not, and the shutdown logs no warning.
 func TestConsulNeverRegisteredSkipsDrain(t *testing.T) {
-	ports, err := consulagent.FreePorts(1) // nothing listens there
+	ports, err := consulagent.FreePorts(2) // nothing listens on the first
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := newConsulApp(t, fmt.Sprintf("127.0.0.1:%d", ports[0]))
 	c.drain = 5 * time.Second
-	p := c.start(t, pilotOpts{})
+	cfg, err := readFile(c.config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg += fmt.Sprintf("telemetry: {listen: \"127.0.0.1:%d\", register: true}\n", ports[1])
+	p := startPilot(t, pilotOpts{}, "run", "--config", writeConfig(t, cfg))
 	p.out.waitLine(t, 10*time.Second, `^ready`)
 	p.errLog.waitLine(t, 10*time.Second, `msg="health check passing"`)
 	sent := time.Now()
@@ -507,5 +522,15 @@ func TestConsulNeverRegisteredSkipsDrain(t *testing.T) {
 	}
 	if p.errLog.count(`shutdown: draining`) != 0 {
 		t.Error("drained an instance Consul never accepted")
+	}
+	lines := p.errLog.Lines()
+	begin := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "shutdown: begin") })
+	if begin < 0 {
+		t.Fatal("no shutdown: begin line")
+	}
+	for _, l := range lines[begin:] {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") || strings.Contains(l, "deregistered") {
+			t.Errorf("at shutdown, about services Consul never accepted: %s", l)
+		}
 	}
 }

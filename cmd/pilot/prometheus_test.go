@@ -64,8 +64,10 @@ func exampleConfig(t *testing.T, consul, dir string) string {
 }
 
 // telemetryPilot is one pilot with an app service, a sensor job setting
-// queue_depth{queue="mail"} to depth, and telemetry registered in Consul.
-func telemetryPilot(t *testing.T, consul, app, id string, depth int) *pilotProc {
+// queue_depth{queue="mail"} to depth, and telemetry registered in Consul,
+// every service ID at its default. It returns the pilot and the ID of its
+// telemetry service (Prometheus's instance label).
+func telemetryPilot(t *testing.T, consul, app string, depth int) (*pilotProc, string) {
 	t.Helper()
 	ports, err := consulagent.FreePorts(2)
 	if err != nil {
@@ -89,24 +91,22 @@ jobs:
       interval: 200ms
     service:
       name: %s
-      id: %s
       port: %d
       address: {static: 127.0.0.1}
   - name: probe
     sensor: true
     shell: "echo '# HELP queue_depth from the sensor'; echo 'queue_depth{queue=\"mail\"} %d'; echo 'not a sample'"
     output: prefixed
-`, consul, metricsPort, yamlArgv(helperArgv(t, "http", fmt.Sprint(appPort), marker)...), appPort, app, id, appPort, depth)
-	return startPilot(t, pilotOpts{}, "run", "--config", writeConfig(t, cfg))
+`, consul, metricsPort, yamlArgv(helperArgv(t, "http", fmt.Sprint(appPort), marker)...), appPort, app, appPort, depth)
+	return startPilot(t, pilotOpts{}, "run", "--config", writeConfig(t, cfg)), "pilot-" + defaultID(app, appPort)
 }
 
 func TestPrometheusDiscoversPilotsThroughConsul(t *testing.T) {
 	agent := consulagent.Shared(t)
 	app := fmt.Sprintf("promweb%d", promSerial.Add(1))
-	ids := []string{app + "-1", app + "-2"}
-	p1 := telemetryPilot(t, agent.Addr(), app, ids[0], 7)
-	telemetryPilot(t, agent.Addr(), app, ids[1], 8)
-	instances := []string{"pilot-" + ids[0], "pilot-" + ids[1]}
+	p1, id1 := telemetryPilot(t, agent.Addr(), app, 7)
+	_, id2 := telemetryPilot(t, agent.Addr(), app, 8)
+	instances := []string{id1, id2}
 
 	dir := t.TempDir()
 	prom := promproc.StartT(t, promproc.Options{Config: exampleConfig(t, agent.Addr(), dir), Dir: dir})

@@ -278,7 +278,7 @@ func TestProxyNginx(t *testing.T) {
 	pids := make([]int, 3)
 	for i := range apps {
 		c := newConsulApp(t, a.Addr())
-		c.name, c.id = service, fmt.Sprintf("%s-%d", service, i+1)
+		c.name, c.id = service, defaultID(service, c.port) // no id: in the config
 		c.drain = time.Second
 		// A killed replica stays down (and registered, critical) for the
 		// rest of the test: the measurement below is unambiguous.
@@ -514,6 +514,16 @@ func TestProxyNginxStartsOnTheCurrentSet(t *testing.T) {
 		steadyThrough(t, client, url, 10, ports...)
 		if proxy.p.errLog.count(`exited.*job=nginx`) > 0 {
 			t.Fatalf("round %d: nginx exited:\n%s", round, proxy.p.errLog.String())
+		}
+		// The first render comes before nginx starts: no reload signal
+		// can have been sent then, and none may be claimed.
+		for _, l := range proxy.p.errLog.Lines() {
+			if strings.Contains(l, "msg=started") && strings.Contains(l, "job=nginx") {
+				break
+			}
+			if strings.Contains(l, "reload signal sent") {
+				t.Fatalf("round %d: a reload signal claimed before nginx started: %s", round, l)
+			}
 		}
 		if code := stopPilot(t, proxy.p); code != 0 {
 			t.Fatalf("round %d: the proxy's pilot exited %d:\n%s", round, code, proxy.p.errLog.String())

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -36,7 +37,8 @@ const traefikThrottle = 500 * time.Millisecond
 const traefikDrain = 1500 * time.Millisecond
 
 // traefikReplica is one `helper http` app job with a service block carrying
-// a traefik: block, under its own pilot.
+// a traefik: block, under its own pilot. The config leaves the service ID
+// at its default; id is that default.
 type traefikReplica struct {
 	name, id, host string
 	port           int
@@ -65,7 +67,6 @@ jobs:
       unhealthyThreshold: 2
     service:
       name: %s
-      id: %s
       port: %d
       address: {static: 127.0.0.1}
       ttl: 3s
@@ -74,7 +75,7 @@ jobs:
         rule: "Host(%s)"
         entrypoints: [web]
 `, r.consul, yamlArgv(helperArgv(t, "http", strconv.Itoa(r.port), r.marker)...),
-		r.port, r.name, r.id, r.port, traefikDrain, "`"+r.host+"`"))
+		r.port, r.name, r.port, traefikDrain, "`"+r.host+"`"))
 }
 
 // startTraefikReplicas starts n pilots for one service name and waits until
@@ -88,7 +89,7 @@ func startTraefikReplicas(t *testing.T, consulAddr, name string, n int) []*traef
 	var rs []*traefikReplica
 	for i := range n {
 		r := &traefikReplica{
-			name: name, id: fmt.Sprintf("%s-%d", name, i+1), host: name + ".test",
+			name: name, id: defaultID(name, ports[i]), host: name + ".test",
 			port: ports[i], marker: filepath.Join(t.TempDir(), "unhealthy"), consul: consulAddr,
 		}
 		r.p = startPilot(t, pilotOpts{}, "run", "--config", r.config(t))
@@ -518,4 +519,101 @@ func non200(t *testing.T, tr *traefikproc.Proxy, host string) string {
 		}
 	}
 	return b.String()
+}
+
+// Issue 10: three replicas on one host with no id: in their config, as a
+// user would run them (several containers with network_mode: host, or a
+// test): three distinct instances in Consul, three servers in the real
+// Traefik (Consul Catalog) and in the real nginx (a watch rendering its
+// upstream), and requests through each proxy reach all three. With the
+// old default ID NAME-HOSTNAME they overwrote each other: one instance.
+func TestProxyThreeReplicasDefaultIDs(t *testing.T) {
+	nginx := requireNginx(t)
+	a := consulagent.Shared(t)
+	tr := traefikproc.StartT(t, traefikproc.Options{ConsulAddr: a.Addr(), ThrottleDuration: traefikThrottle})
+	name := fmt.Sprintf("replicas%d", consulSerial.Add(1))
+	free, err := consulagent.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startNginxProxy(t, a, nginx, name, free[0])
+	rs := startTraefikReplicas(t, a.Addr(), name, 3)
+	for _, r := range rs {
+		stopOnCleanup(t, r.p)
+	}
+	var urls, ids []string
+	var ports []int
+	for _, r := range rs {
+		urls, ids, ports = append(urls, r.url()), append(ids, r.id), append(ports, r.port)
+	}
+	slices.Sort(urls)
+	slices.Sort(ids)
+
+	got := waitFor(t, 10*time.Second, "three passing instances in Consul", func() ([]string, bool) {
+		es, ok := entries(a, name, true)
+		var seen []string
+		for _, e := range es {
+			seen = append(seen, e.Service.ID)
+		}
+		slices.Sort(seen)
+		return seen, ok && slices.Equal(seen, ids)
+	})
+	t.Logf("instances in Consul: %v", got)
+
+	// Traefik: three servers, and requests reach each.
+	svcName := name + "@consulcatalog"
+	waitFor(t, 15*time.Second, "Traefik's service with the three servers", func() ([]string, bool) {
+		u, ok := traefikServers(tr, svcName)
+		return u, ok && slices.Equal(u, urls)
+	})
+	begin := time.Now()
+	const n = 30
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		resp, err := tr.Get(ctx, rs[0].host, "/")
+		if err != nil {
+			cancel()
+			t.Fatalf("request %d through Traefik: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode != 200 || string(body) != "hello\n" {
+			t.Fatalf("request %d through Traefik: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	by := waitFor(t, 5*time.Second, "the access log holding the requests", func() (map[string]int, bool) {
+		m := accessByServer(t, tr, rs[0].host, begin.UTC().Add(-time.Millisecond))
+		return m, sum(m) >= n
+	})
+	t.Logf("%d requests through Traefik, by server: %v", n, by)
+	if reached := slices.Sorted(maps.Keys(by)); !slices.Equal(reached, urls) {
+		t.Errorf("requests through Traefik reached %v, want all of %v", reached, urls)
+	}
+
+	// nginx: the watch renders the three, and requests reach each.
+	waitFor(t, 10*time.Second, "three servers in the rendered upstream", func() (string, bool) {
+		b, _ := os.ReadFile(proxy.upstream)
+		for _, p := range ports {
+			if !strings.Contains(string(b), serverLine(p)) {
+				return string(b), false
+			}
+		}
+		return string(b), true
+	})
+	seen := steadyThrough(t, newProxyClient(), fmt.Sprintf("http://127.0.0.1:%d/", proxy.port), 30, ports...)
+	t.Logf("30 requests through nginx, by replica port: %v", seen)
+
+	for _, r := range rs {
+		if code := stopPilot(t, r.p); code != 0 {
+			t.Errorf("replica %s: pilot exited %d", r.id, code)
+		}
+	}
+	waitFor(t, 10*time.Second, "the replicas gone from Consul", func() (int, bool) {
+		es, ok := entries(a, name, false)
+		return len(es), ok && len(es) == 0
+	})
+	if code := stopPilot(t, proxy.p); code != 0 {
+		t.Errorf("the nginx pilot exited %d", code)
+	}
 }

@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -126,6 +128,7 @@ type statusDoc struct {
 		Registered                     bool
 	}
 	Watches []struct {
+		Watch      string
 		Service    string
 		Instances  *int
 		Changes    int
@@ -362,9 +365,9 @@ func TestTelemetryRegister(t *testing.T) {
 		return s.samples["pilot_consul_up"] == 1 && s.samples[`pilot_consul_requests_total{op="register",result="ok"}`] >= 2 &&
 			s.samples[`pilot_consul_requests_total{op="ttl",result="ok"}`] >= 2 &&
 			s.samples[`pilot_consul_requests_total{op="health",result="ok"}`] >= 1 &&
-			s.samples[`pilot_watch_instances{service="`+c.name+`"}`] == 1
+			s.samples[`pilot_watch_instances{service="`+c.name+`",watch="`+c.name+`"}`] == 1
 	})
-	if n := s.value(t, `pilot_watch_changes_total{service="`+c.name+`"}`); n < 1 || n > 2 {
+	if n := s.value(t, `pilot_watch_changes_total{service="`+c.name+`",watch="`+c.name+`"}`); n < 1 || n > 2 {
 		t.Errorf("watch changes = %v, want 1 or 2 (the first set, empty if the app was not yet in Consul, then the app)", n)
 	}
 	promtoolCheck(t, s.body)
@@ -380,7 +383,7 @@ func TestTelemetryRegister(t *testing.T) {
 		t.Errorf("/status services = %+v, want %s (app) then %s", st.Services, c.id, wantID)
 	}
 
-	if len(st.Watches) != 1 || st.Watches[0].Service != c.name || st.Watches[0].Instances == nil ||
+	if len(st.Watches) != 1 || st.Watches[0].Service != c.name || st.Watches[0].Watch != c.name || st.Watches[0].Instances == nil ||
 		*st.Watches[0].Instances != 1 || st.Watches[0].LastChange == nil || time.Since(*st.Watches[0].LastChange) > time.Minute {
 		t.Errorf("/status watches = %+v", st.Watches)
 	}
@@ -399,4 +402,75 @@ func TestTelemetryRegister(t *testing.T) {
 		}
 	}
 	p.errLog.waitLine(t, time.Second, `consul: service deregistered.*service_id=`+regexp.QuoteMeta(wantID))
+}
+
+// A telemetry.listen port in use never keeps the app from running: pilot
+// warns once, retries, and serves /metrics and /status as soon as the port
+// is free. With Consul unreachable all along, /status says the service is
+// not registered and gives no Consul status beside it (none is held).
+func TestTelemetryPortInUse(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	deadConsul := freePort(t) // nothing listens there
+	appPort := freePort(t)
+	cfg := writeConfig(t, fmt.Sprintf(`
+consul: {address: "127.0.0.1:%d"}
+telemetry: {listen: %q, register: true}
+jobs:
+  - name: app
+    main: true
+    exec: %s
+    health: {http: {port: %d, path: /health}, interval: 100ms}
+    service: {name: web, port: %d, address: {static: 127.0.0.1}}
+`, deadConsul, addr, yamlArgv(helperArgv(t, "http", strconv.Itoa(appPort), filepath.Join(t.TempDir(), "unhealthy"))...), appPort, appPort))
+	p := startPilot(t, pilotOpts{}, "run", "--config", cfg)
+	p.out.waitLine(t, 10*time.Second, `^ready`) // the app runs although the port is taken
+	p.errLog.waitLine(t, 10*time.Second, `level=WARN msg="telemetry: cannot listen; the jobs run on, /metrics and /status come once it binds" .*address=`+regexp.QuoteMeta(addr))
+	waitFor(t, 10*time.Second, "a few retries", func() (int, bool) {
+		n := p.errLog.count(`telemetry: still cannot listen`)
+		return n, n >= 2
+	})
+	taken.Close()
+	base := "http://" + addr
+	scrapeUntil(t, base, 10*time.Second, "/metrics once the port is free", func(s scrape) bool {
+		return s.samples[`pilot_job_up{job="app"}`] == 1
+	})
+	p.errLog.waitLine(t, 5*time.Second, `telemetry: bound at last`)
+	if n := p.errLog.count(`level=WARN msg="telemetry: cannot listen`); n != 1 {
+		t.Errorf("%d warnings about the port, want one", n)
+	}
+
+	waitFor(t, 10*time.Second, "the app healthy", func() (string, bool) {
+		st := getStatus(t, base)
+		return st.Jobs[0].Health, st.Jobs[0].Health == "healthy"
+	})
+	body, err := getBody(base + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw struct {
+		Services []map[string]any `json:"services"`
+	}
+	if err := json.Unmarshal([]byte(body), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw.Services) != 2 {
+		t.Fatalf("/status services: %s", body)
+	}
+	for _, s := range raw.Services {
+		if s["registered"] != false {
+			t.Errorf("service %v: registered with Consul unreachable", s)
+		}
+		if st, ok := s["status"]; ok {
+			t.Errorf("service %v: status %v beside registered false; Consul holds none", s, st)
+		}
+	}
+	if code := stopPilot(t, p); code != 0 {
+		t.Errorf("exit %d", code)
+	}
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -39,8 +41,9 @@ type Config struct {
 
 // Request is one finished request to the agent, as Config.Observe sees it.
 type Request struct {
-	// Op is what the request did: register, deregister, ttl, maintenance
-	// or health (a watch's blocking health query).
+	// Op is what the request did: register, deregister, ttl, maintenance,
+	// lookup (what the agent holds under a service ID, before registering
+	// it) or health (a watch's blocking health query).
 	Op string
 	// OK is true when the agent answered with success.
 	OK bool
@@ -55,6 +58,7 @@ const (
 	OpTTL         = "ttl"
 	OpMaintenance = "maintenance"
 	OpHealth      = "health"
+	OpLookup      = "lookup"
 )
 
 // Client is a configured connection to one Consul agent, shared by the
@@ -139,9 +143,6 @@ type agentError struct {
 	code    int // HTTP status; 0 when the agent was not reached
 	msg     string
 	reached bool
-	// undelivered: the request never left (the connection could not be
-	// made), so the agent cannot have applied it.
-	undelivered bool
 }
 
 func (e *agentError) Error() string {
@@ -183,7 +184,6 @@ func (c *Client) wrap(op string, err error) error {
 	case errors.Is(err, context.Canceled):
 		e.msg = "canceled"
 	case errors.As(err, &oe):
-		e.undelivered = oe.Op == "dial"
 		e.msg = "agent unreachable: " + oe.Err.Error()
 		if oe.Op != "" {
 			e.msg = "agent unreachable: " + oe.Op + ": " + oe.Err.Error()
@@ -218,12 +218,14 @@ func notFound(err error) bool {
 			strings.Contains(e.msg, "Unknown")))
 }
 
-// mayHaveApplied reports whether the agent may have applied a request that
-// returned err: it succeeded, or failed after the request could be sent (an
-// answer lost to a reset or a timeout leaves it open).
-func mayHaveApplied(err error) bool {
-	var e *agentError
-	return err == nil || !errors.As(err, &e) || !e.undelivered
+// traceSent returns ctx traced so that sent reports whether a request made
+// with it reached the wire (its headers were written): only then may the
+// agent have applied it, whatever the error says afterwards (an answer
+// lost to a reset or a timeout leaves it open). A request cancelled while
+// it waited for a connection was never sent.
+func traceSent(ctx context.Context) (traced context.Context, sent func() bool) {
+	var wrote atomic.Bool
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }}), wrote.Load
 }
 
 func reached(err error) bool {

@@ -18,6 +18,17 @@
 //   - readiness gate: nothing is registered before the first Passing status;
 //   - registration carries an explicit address and the current status as the
 //     check's initial status, so a fresh registration is never critical first;
+//   - one service ID, one instance: before registering, the registrar looks
+//     up what the agent holds under the ID (/v1/agent/health/service/id).
+//     Another address or port with a check that is not critical is another
+//     live instance: it keeps the ID, this one logs one error naming both,
+//     stays out (looking again every heartbeat, registering once the other
+//     is gone) and never deregisters it. A critical leftover (this
+//     instance's previous life, say) is replaced with an info line; this
+//     instance's own registration (same address and port, or the address it
+//     last wrote) is taken over silently. The first heartbeat after a
+//     registration looks once more, for two instances that registered at
+//     the same moment: the one whose write came first learns it lost;
 //   - heartbeat every TTL/3 with the latest status (so two missed heartbeats
 //     still leave the check inside its TTL);
 //   - a status change is pushed at once (SetStatus wakes Run);
@@ -32,7 +43,10 @@
 // SetMaintenance acquire under their ctx, so they never wait longer than the
 // caller allows; Deregister also cancels Run's in-flight request, gives the
 // critical mark at most half of its remaining budget (so a hung agent still
-// gets a deregistration attempt) and is terminal. Each of Run's requests is
+// gets a deregistration attempt) and is terminal; it sends nothing for a
+// service no registration of which ever reached the wire (EverRegistered,
+// from an httptrace of each registration: a request cancelled while it
+// waited for a connection was never sent, whatever its error says). Each of Run's requests is
 // bounded by min(5 s, max(TTL/3, 1 s)). Connected is false until the first
 // request has been answered.
 //

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,9 +51,26 @@ type Registrar struct {
 	maintReason  string
 	deregistered bool
 	registered   bool // the last agent write succeeded and nothing says the agent forgot it
-	// everRegistered: the agent accepted the registration at least once.
+	// accepted is the check status the agent took in the last successful
+	// write: what Consul holds while registered.
+	accepted discovery.Status
+	// everRegistered: a registration reached the agent at least once (it
+	// may have been applied).
 	everRegistered bool
-	cancelOp       context.CancelFunc
+	// heldBy is ADDR:PORT of another live instance the agent holds under
+	// this service ID, "" when none is known: this one stays out of the
+	// agent until it is gone, and never deregisters it.
+	heldBy string
+	// written is ADDR:PORT of the last registration sent, so that ours
+	// under an address since changed is not taken for another instance.
+	written string
+	// verifyAt, when set, is when the first heartbeat after a registration
+	// is due: it first checks that the agent still holds this instance
+	// under the ID (two that registered at once: the last write won, and
+	// the other must learn it). Not sooner, or it could look before the
+	// other's write.
+	verifyAt time.Time
+	cancelOp context.CancelFunc
 }
 
 // NewRegistrar returns a Registrar for svc; svc.ID defaults to svc.Name.
@@ -97,27 +117,17 @@ func (r *Registrar) EverRegistered() bool {
 	return r.everRegistered
 }
 
-// Registration is what a Registrar believes of its service, for status
-// pages.
-type Registration struct {
-	ID, Name string
-	Address  string
-	Port     int
-	// Registered is true while the agent holds the service as far as pilot
-	// knows: the last write succeeded and nothing since said otherwise.
-	Registered bool
-	// Status is the check status pilot pushes (passing, warning, critical).
-	Status      discovery.Status
-	Maintenance bool
-}
-
-// Registration reports the registrar's current view; it never blocks on
-// the agent.
-func (r *Registrar) Registration() Registration {
+// Registration reports the registrar's current view (discovery.Registrar);
+// it never blocks on the agent.
+func (r *Registrar) Registration() discovery.Registration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return Registration{ID: r.svc.ID, Name: r.svc.Name, Address: r.svc.Address, Port: r.svc.Port,
-		Registered: r.registered, Status: r.status, Maintenance: r.maintOn}
+	reg := discovery.Registration{ID: r.svc.ID, Name: r.svc.Name, Address: r.svc.Address, Port: r.svc.Port,
+		Registered: r.registered, Maintenance: r.maintOn, HeldBy: r.heldBy}
+	if r.registered {
+		reg.Status = r.accepted
+	}
+	return reg
 }
 
 // SetStatus records the latest status and wakes Run; it never blocks. An
@@ -181,6 +191,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 
 	var backoff time.Duration
 	wasDown := false
+	heldBy := "" // the other instance last logged as holding the ID
 	for {
 		r.mu.Lock()
 		active := r.gateOpen && !r.deregistered
@@ -200,8 +211,25 @@ func (r *Registrar) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		r.mu.Lock()
+		deregistered := r.deregistered
+		r.mu.Unlock()
+		if deregistered {
+			continue // Deregister cancelled the attempt: nothing to retry or say
+		}
 		var wait time.Duration
-		if err != nil {
+		var taken *idTakenError
+		if errors.As(err, &taken) {
+			// Not a failure to back off from: look again every heartbeat,
+			// and say it once per holder.
+			if taken.heldBy != heldBy {
+				r.log.Error("consul: " + taken.Error())
+			} else {
+				r.log.Debug("consul: service ID still held by another instance", "held_by", taken.heldBy)
+			}
+			heldBy, wasDown, backoff = taken.heldBy, false, 0
+			wait = r.heartbeat
+		} else if err != nil {
 			if backoff == 0 {
 				backoff = minBackoff
 			} else {
@@ -219,7 +247,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 			if wasDown {
 				r.log.Info("consul: agent reachable again")
 			}
-			wasDown, backoff = false, 0
+			wasDown, backoff, heldBy = false, 0, ""
 			wait = r.heartbeat
 		}
 
@@ -262,16 +290,36 @@ func (r *Registrar) reconcile(ctx context.Context) error {
 	r.cancelOp = cancel
 	status, note, registered, svc := r.status, r.note, r.registered, r.svc
 	maintOn, maintReason := r.maintOn, r.maintReason
+	verifyAt, written := r.verifyAt, r.written
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
 		r.cancelOp = nil
 		r.mu.Unlock()
 	}()
+	this := hostPort(svc.Address, svc.Port)
 
+	if registered && !verifyAt.IsZero() && !time.Now().Before(verifyAt) {
+		h, err := r.lookup(opCtx)
+		if err != nil {
+			r.setRegistered(false)
+			return err
+		}
+		r.mu.Lock()
+		r.verifyAt = time.Time{}
+		r.mu.Unlock()
+		if h != nil && h.addr != this {
+			// Registered at the same moment as another instance, whose
+			// write came last: it holds the ID and its check now.
+			return r.taken(svc, h)
+		}
+	}
 	if registered {
 		err := r.updateTTL(opCtx, status, note)
 		if err == nil {
+			r.mu.Lock()
+			r.accepted = status
+			r.mu.Unlock()
 			return nil
 		}
 		if !notFound(err) {
@@ -280,6 +328,21 @@ func (r *Registrar) reconcile(ctx context.Context) error {
 		}
 		r.log.Warn("consul: agent does not know the service (agent restarted?); re-registering")
 	}
+
+	h, err := r.lookup(opCtx)
+	if err != nil {
+		r.setRegistered(false)
+		return err
+	}
+	if h != nil && h.addr != this && h.addr != written {
+		if h.status != discovery.Critical {
+			return r.taken(svc, h)
+		}
+		r.log.Info("consul: replacing a stale registration of this service ID", "held_by", h.addr, "status", string(h.status))
+	}
+	r.mu.Lock()
+	r.heldBy = ""
+	r.mu.Unlock()
 
 	if err := r.register(opCtx, svc, status, note); err != nil {
 		r.setRegistered(false)
@@ -294,11 +357,80 @@ func (r *Registrar) reconcile(ctx context.Context) error {
 	// An address change that landed during this write needs another one.
 	r.mu.Lock()
 	r.registered = r.svc.Address == svc.Address
+	r.accepted = status
+	r.verifyAt = time.Now().Add(r.heartbeat)
 	r.mu.Unlock()
 	if !registered {
 		r.log.Info("consul: service registered", "address", svc.Address, "port", svc.Port, "status", string(status), "maintenance", maintOn)
 	}
 	return nil
+}
+
+// idTakenError says that another live instance holds this service ID.
+type idTakenError struct {
+	id, heldBy, heldName, this string
+}
+
+func (e *idTakenError) Error() string {
+	by := e.heldBy
+	if e.heldName != "" {
+		by += " (as service " + e.heldName + ")"
+	}
+	return fmt.Sprintf("service ID %s is already registered by %s; this instance is %s and stays out of Consul while that one is alive: "+
+		"two instances with one ID replace each other — set a unique id or leave it out", e.id, by, e.this)
+}
+
+// taken records that h, another live instance, holds the service ID, and
+// returns the error that says so. This instance is not registered.
+func (r *Registrar) taken(svc discovery.Service, h *heldRegistration) error {
+	r.mu.Lock()
+	r.registered, r.heldBy = false, h.addr
+	r.mu.Unlock()
+	e := &idTakenError{id: svc.ID, heldBy: h.addr, this: hostPort(svc.Address, svc.Port)}
+	if h.name != svc.Name {
+		e.heldName = h.name
+	}
+	return e
+}
+
+// heldRegistration is what the agent holds under a service ID.
+type heldRegistration struct {
+	name, addr string           // addr is ADDR:PORT
+	status     discovery.Status // of all its checks: the worst
+}
+
+// lookup returns what the agent holds under this service ID, nil when
+// nothing. Only a failure to reach the agent is an error: an answer that
+// cannot be read (an old agent) counts as nothing held, so that the
+// check never keeps a service out of Consul on its own.
+func (r *Registrar) lookup(ctx context.Context) (*heldRegistration, error) {
+	q := (&api.QueryOptions{}).WithContext(ctx)
+	status, info, err := r.c.api.Agent().AgentHealthServiceByIDOpts(r.svc.ID, q)
+	wrapped := r.c.done(OpLookup, "look up service ID", err)
+	var ue *url.Error
+	if err != nil && !errors.As(err, &ue) { // it answered, with nothing usable
+		r.up.Store(true)
+		r.log.Debug("consul: cannot read what the agent holds under the service ID; registering anyway", "err", wrapped)
+		return nil, nil
+	}
+	if err := r.observe(wrapped); err != nil {
+		return nil, err
+	}
+	if info == nil || info.Service == nil {
+		return nil, nil
+	}
+	st := discovery.Status(status)
+	if !st.Valid() {
+		st = discovery.Critical
+	}
+	return &heldRegistration{name: info.Service.Service, addr: hostPort(info.Service.Address, info.Service.Port), status: st}, nil
+}
+
+func hostPort(addr string, port int) string {
+	if addr == "" {
+		addr = "(no address)"
+	}
+	return net.JoinHostPort(addr, strconv.Itoa(port))
 }
 
 func (r *Registrar) setRegistered(v bool) {
@@ -333,12 +465,14 @@ func (r *Registrar) register(ctx context.Context, svc discovery.Service, status 
 		EnableTagOverride: svc.EnableTagOverride,
 		Check:             check,
 	}
-	err := r.observe(r.c.done(OpRegister, "register", r.c.api.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx))))
-	if mayHaveApplied(err) {
+	traced, sent := traceSent(ctx)
+	err := r.observe(r.c.done(OpRegister, "register", r.c.api.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(traced))))
+	if err == nil || sent() {
 		// Applied, or perhaps applied with its answer lost: a proxy may see
 		// the instance from now on.
 		r.mu.Lock()
 		r.everRegistered = true
+		r.written = hostPort(svc.Address, svc.Port)
 		r.mu.Unlock()
 	}
 	if err != nil {
@@ -399,7 +533,9 @@ func (r *Registrar) SetMaintenance(ctx context.Context, on bool, reason string) 
 
 // Deregister marks the check critical, then removes the service. It is
 // terminal: Run never registers the service again. It returns when ctx ends
-// at the latest; an unknown service is not an error.
+// at the latest; an unknown service is not an error. A service the agent
+// never accepted (EverRegistered false: no attempt ever reached the wire)
+// needs no request at all: it returns nil at once.
 func (r *Registrar) Deregister(ctx context.Context) error {
 	r.mu.Lock()
 	r.deregistered = true
@@ -415,6 +551,19 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 	}
 	defer r.release()
 
+	// Run writes only under the semaphore and never after r.deregistered:
+	// from here on everRegistered is final.
+	r.mu.Lock()
+	ever, heldBy := r.everRegistered, r.heldBy
+	r.mu.Unlock()
+	if !ever {
+		r.log.Debug("consul: never registered; nothing to deregister")
+		return nil
+	}
+	if heldBy != "" {
+		r.log.Debug("consul: the service ID belongs to another instance; not deregistering it", "held_by", heldBy)
+		return nil
+	}
 	start := time.Now()
 	// Marking critical gets at most half of the remaining budget, so a hung
 	// agent still leaves time for the deregistration attempt itself.

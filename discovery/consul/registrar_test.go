@@ -387,17 +387,40 @@ func blackhole(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// hangingAgent answers the look-up of a service ID with "not found" and
+// hangs on every other request until the client gives up; writes is
+// closed when the first of those has arrived.
+func hangingAgent(t *testing.T) (addr string, writes <-chan struct{}) {
+	t.Helper()
+	arrived, quit := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/agent/health/service/id/") {
+			http.Error(w, "ServiceId not found", http.StatusNotFound)
+			return
+		}
+		io.Copy(io.Discard, r.Body) // the server notices a client gone only once the body is read
+		once.Do(func() { close(arrived) })
+		select {
+		case <-r.Context().Done():
+		case <-quit:
+		}
+	}))
+	t.Cleanup(func() { close(quit); srv.Close() })
+	return srv.Listener.Addr().String(), arrived
+}
+
 func TestDeregisterHungAgentTimeBoxed(t *testing.T) {
 	svc := newService(3 * time.Second)
-	h := newHarness(t, Config{Address: blackhole(t)}, svc)
+	addr, writes := hangingAgent(t)
+	h := newHarness(t, Config{Address: addr}, svc)
 	h.run()
-	h.r.SetStatus(discovery.Passing, "ok") // Run now hangs in a request
-
-	waitFor(t, time.Second, "Run's request in flight", func() bool {
-		h.r.mu.Lock()
-		defer h.r.mu.Unlock()
-		return h.r.cancelOp != nil
-	})
+	h.r.SetStatus(discovery.Passing, "ok") // Run now hangs in its registration
+	select {
+	case <-writes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no registration reached the agent")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -472,9 +495,12 @@ func TestTokenNeverLeaks(t *testing.T) {
 			h.run()
 			h.r.SetStatus(discovery.Passing, "ok")
 			waitFor(t, 3*time.Second, "a failure logged", func() bool {
-				return strings.Contains(h.logs.String(), "consul register")
+				return strings.Contains(h.logs.String(), "registration not current")
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			h.record(h.r.register(ctx, h.r.svc, discovery.Passing, "ok")) // an error in hand, even where nothing was ever sent
+			ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
 			h.record(h.r.SetMaintenance(ctx, true, "x"))
 			h.record(h.r.Deregister(ctx))
@@ -590,7 +616,7 @@ func TestTLSVerifiedUnlessOptedOut(t *testing.T) {
 	}
 	defer c.Close()
 	r, _ := NewRegistrar(c, svc, nil)
-	err = r.Deregister(ctx)
+	err = r.register(ctx, svc, discovery.Passing, "")
 	if err == nil || !strings.Contains(err.Error(), "certificate") || strings.Contains(err.Error(), testToken) {
 		t.Errorf("unverified TLS server: err = %v, want a certificate error", err)
 	}
@@ -604,7 +630,7 @@ func TestTLSVerifiedUnlessOptedOut(t *testing.T) {
 	}
 	defer c2.Close()
 	r2, _ := NewRegistrar(c2, svc, nil)
-	if err := r2.Deregister(ctx); err != nil {
+	if err := r2.register(ctx, svc, discovery.Passing, ""); err != nil {
 		t.Errorf("insecureSkipVerify: %v", err)
 	}
 	if !r2.Connected() {
@@ -712,4 +738,149 @@ func TestAddressChangeReregisters(t *testing.T) {
 		es := instances(t, a, svc.Name, true)
 		return len(es) == 1 && es[0].Service.Address == "10.9.8.8"
 	})
+}
+
+// A registration the agent never accepted (it was never reachable) needs
+// no deregistration: Deregister sends nothing, warns nothing and is nil.
+func TestDeregisterNeverRegistered(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there: every request fails to connect
+	var mu sync.Mutex
+	var ops []string
+	svc := newService(3 * time.Second)
+	h := newHarness(t, Config{Address: addr, Observe: func(r Request) {
+		mu.Lock()
+		ops = append(ops, r.Op)
+		mu.Unlock()
+	}}, svc)
+	h.run()
+	h.r.SetStatus(discovery.Passing, "ok")
+	waitFor(t, 5*time.Second, "a failed registration", func() bool { return strings.Contains(h.logs.String(), "registration not current") })
+	// What Consul holds: nothing, whatever pilot wishes to report.
+	if reg := h.r.Registration(); reg.Registered || reg.Status != "" {
+		t.Errorf("Registration() = %+v, want not registered and no status", reg)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := h.record(h.r.Deregister(ctx)); err != nil {
+		t.Fatalf("Deregister = %v, want nil: nothing was ever registered", err)
+	}
+	if h.r.EverRegistered() {
+		t.Fatal("EverRegistered after only failed connections")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(ops, OpDeregister) || slices.Contains(ops, OpTTL) {
+		t.Errorf("requests %v: a deregistration was attempted", ops)
+	}
+	if n := strings.Count(h.logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d WARN lines, want only the one for the failed registration:\n%s", n, h.logs.String())
+	}
+}
+
+// EverRegistered follows whether a registration reached the wire, not how
+// its error reads: one cancelled while the connection was still being set
+// up (an https agent that never completes the handshake) was never sent;
+// one cancelled while waiting for the answer (a plain agent that never
+// answers) may have been applied.
+func TestEverRegisteredOnlyWhenSent(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		https bool
+		want  bool
+	}{
+		{"cancelled in the TLS handshake", true, false},
+		{"cancelled awaiting the answer", false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			addr, got := hangingAgent(t)
+			cfg := Config{Address: addr}
+			if c.https {
+				addr, got = mute(t)
+				cfg = Config{Address: "https://" + addr, TLS: TLSConfig{InsecureSkipVerify: true}}
+			}
+			h := newHarness(t, cfg, newService(3*time.Second))
+			h.run()
+			h.r.SetStatus(discovery.Passing, "ok") // Run now hangs in its request
+			// The agent got the ClientHello (https) or the registration.
+			select {
+			case <-got:
+			case <-time.After(5 * time.Second):
+				t.Fatal("nothing reached the agent")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			err := h.record(h.r.Deregister(ctx)) // cancels Run's request first
+			if ever := h.r.EverRegistered(); ever != c.want {
+				t.Fatalf("EverRegistered = %v, want %v (Deregister: %v)", ever, c.want, err)
+			}
+			if !c.want && err != nil {
+				t.Errorf("Deregister of a registration never sent = %v, want nil", err)
+			}
+		})
+	}
+}
+
+// mute accepts connections, reads what comes and never answers; got is
+// closed once the first connection has delivered all it sent (nothing
+// more for 20 ms after some bytes: a ClientHello, or a whole request).
+func mute(t *testing.T) (addr string, got <-chan struct{}) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Go(func() {
+		first := true
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			signal := first
+			first = false
+			wg.Go(func() {
+				buf := make([]byte, 4096)
+				n := 0
+				for {
+					if n > 0 {
+						c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+					}
+					m, err := c.Read(buf)
+					n += m
+					if err != nil {
+						if ne, ok := err.(net.Error); ok && ne.Timeout() && signal {
+							close(received)
+							c.SetReadDeadline(time.Time{})
+							signal = false
+							continue
+						}
+						return
+					}
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return l.Addr().String(), received
 }

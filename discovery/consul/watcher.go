@@ -93,7 +93,7 @@ func (w *Watcher) Watch(ctx context.Context, spec discovery.WatchSpec, publish f
 	if publish == nil {
 		return errors.New("consul: watch: nil publish func")
 	}
-	log := w.log.With("watch", spec.Service, "tag", spec.Tag, "dc", spec.Datacenter, "passing_only", spec.PassingOnly)
+	log := w.log.With("service", spec.Service, "tag", spec.Tag, "dc", spec.Datacenter, "passing_only", spec.PassingOnly)
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()

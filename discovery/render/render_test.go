@@ -281,3 +281,51 @@ func deepCopy(s Snapshot) Snapshot {
 	}
 	return out
 }
+
+// One malformed instance (here an injection attempt and a port out of
+// range) costs that instance only: Routable leaves it out with the reason,
+// and the rest renders as if it were not there.
+func TestRoutableSkipsBadInstances(t *testing.T) {
+	s := Snapshot{Service: "backend", Instances: []Instance{
+		inst("web-1", "10.0.0.3", 3000),
+		inst("web-2", "10.0.0.1; include /etc/passwd", 3001),
+		inst("web-3", "localhost", 3000),
+		inst("web-4", "10.0.0.4", 0),
+	}}
+	before := deepCopy(s)
+	ok, skipped := Routable(s)
+	if !reflect.DeepEqual(before, s) {
+		t.Error("the snapshot was modified")
+	}
+	want := []Skipped{
+		{Instance: s.Instances[1], Reason: `address "10.0.0.1; include /etc/passwd" is neither an IP nor a host name`},
+		{Instance: s.Instances[3], Reason: "port 0 out of range 1..65535"},
+	}
+	if !reflect.DeepEqual(skipped, want) {
+		t.Errorf("skipped = %+v,\nwant %+v", skipped, want)
+	}
+	if len(ok.Instances) != 2 || ok.Instances[0].ID != "web-1" || ok.Instances[1].ID != "web-3" || ok.Service != "backend" {
+		t.Fatalf("routable = %+v", ok)
+	}
+	n, err := NGINX(ok, NGINXOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "nginx-skips-bad", n)
+	tr, err := Traefik(ok, TraefikOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "traefik-skips-bad", tr)
+
+	// Nothing to skip: the same instances, and no list.
+	all, none := Routable(snapshots["three"])
+	if none != nil || !reflect.DeepEqual(all, snapshots["three"]) {
+		t.Errorf("Routable(three) = %+v, %+v", all, none)
+	}
+	// Only bad ones: an empty (not absent) set, rendered fail-closed.
+	empty, skipped := Routable(Snapshot{Service: "backend", Instances: s.Instances[1:2]})
+	if len(skipped) != 1 || empty.Instances == nil || len(empty.Instances) != 0 {
+		t.Errorf("Routable(bad only) = %+v, %+v", empty, skipped)
+	}
+}

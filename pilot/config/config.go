@@ -217,7 +217,7 @@ type TCPCheck struct {
 
 // Service is a job's registration in Consul.
 type Service struct {
-	ID                      string            `mapstructure:"id"` // default NAME-HOSTNAME
+	ID                      string            `mapstructure:"id"` // default NAME-HOSTNAME-PORT (pilot.defaultServiceID)
 	Name                    string            `mapstructure:"name"`
 	Port                    int               `mapstructure:"port"`
 	Address                 Address           `mapstructure:"address"`

@@ -2,10 +2,16 @@
 // Consul agent: failure→critical (the app's /health starts failing → the
 // instance is gone from /v1/health/service/NAME?passing) and
 // recovery→passing (it answers 200 again → back in ?passing), over N trials
-// each, with p50/p99 against the target p99 ≤ interval + 100 ms.
+// each, with p50/p99 against the target p99 ≤ interval + 100 ms. Then the
+// start: exec of pilot → the instance passing in Consul, for an app that
+// takes a realistic time to start (the example Node app), with
+// health.startInterval at its default and with startInterval: 1s (off),
+// against the app's own start (exec → first 200 on /health); target: the
+// median with the default ≤ the app's own median + 100 ms.
 //
 //	go run ./test/bench/consul                 # from the repository root
 //	go run ./test/bench/consul -n 200 -interval 500ms -strict
+//	go run ./test/bench/consul -n 0 -start-n 11  # the start measure only
 //
 // See test/bench/README.md.
 package main
@@ -36,9 +42,19 @@ func main() {
 	os.Exit(bench())
 }
 
-// app is "app PORT MARKER": /health answers 500 while MARKER exists, else 200.
+// app is "app PORT MARKER [DELAY]": /health answers 500 while MARKER
+// exists, else 200; with DELAY it sleeps that long before it listens (a
+// stand-in for an app's start when node is missing).
 func app(args []string) int {
 	port, marker := args[0], args[1]
+	if len(args) > 2 {
+		d, err := time.ParseDuration(args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "app:", err)
+			return 2
+		}
+		time.Sleep(d)
+	}
 	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "app:", err)
@@ -78,6 +94,8 @@ func bench() int {
 	n := flag.Int("n", 50, "trials per measure (after one warm-up)")
 	interval := flag.Duration("interval", 200*time.Millisecond, "health check interval")
 	poll := flag.Duration("poll", 2*time.Millisecond, "pause between ?passing polls")
+	startN := flag.Int("start-n", 7, "runs of each start measure (0: skip them)")
+	startApp := flag.String("start-app", "node", `the app of the start measure: "node" (examples/nodejs/server.js) or "go" (this binary, listening after 150 ms)`)
 	common := benchkit.CommonFlags()
 	flag.Parse()
 
@@ -87,15 +105,45 @@ func bench() int {
 		return fail("%v", err)
 	}
 	defer env.Close()
-	agent := env.Agent
 
 	self, err := os.Executable()
 	if err != nil {
 		return fail("%v", err)
 	}
+	raw := map[string]any{
+		"when": time.Now().UTC().Format(time.RFC3339), "interval": interval.String(), "poll": poll.String(),
+		"trials": *n, "go": runtime.Version(), "cpus": runtime.NumCPU(),
+	}
+	missed := false
+	if *n > 0 {
+		results, miss, code := propagation(env, self, *n, *interval, *poll, fail)
+		if code != 0 {
+			return code
+		}
+		raw["results"], missed = results, miss
+	}
+	if *startN > 0 {
+		starts, miss, code := startMeasure(env, self, *startApp, *startN, *poll, fail)
+		if code != 0 {
+			return code
+		}
+		raw["start"], missed = starts, missed || miss
+	}
+	benchkit.WriteResults(*common.Results, "consul", raw)
+	if missed && *common.Strict {
+		return 1
+	}
+	return 0
+}
+
+// propagation measures failure → critical and recovery → passing over n
+// trials each, prints the table and the verdicts, and returns the results,
+// whether a target was missed, and a non-zero code on a harness error.
+func propagation(env *benchkit.Env, self string, n int, interval, poll time.Duration, fail func(string, ...any) int) ([]*result, bool, int) {
+	agent := env.Agent
 	ports, err := consulagent.FreePorts(1)
 	if err != nil {
-		return fail("%v", err)
+		return nil, false, fail("%v", err)
 	}
 	port, marker, name := ports[0], filepath.Join(env.Dir, "unhealthy"), "bench-web"
 	cfg := fmt.Sprintf(`consul: {address: %q}
@@ -111,13 +159,12 @@ jobs:
       unhealthyThreshold: 1
     service:
       name: %s
-      id: %s-1
       port: %d
       address: {static: 127.0.0.1}
-`, agent.Addr(), self, port, marker, port, *interval, *interval*3/4, name, name, port)
+`, agent.Addr(), self, port, marker, port, interval, interval*3/4, name, port)
 	pilot, err := env.StartPilot(cfg)
 	if err != nil {
-		return fail("%v", err)
+		return nil, false, fail("%v", err)
 	}
 	defer pilot.Stop()
 
@@ -138,23 +185,23 @@ jobs:
 			if time.Since(start) > limit {
 				return 0, false
 			}
-			time.Sleep(*poll)
+			time.Sleep(poll)
 		}
 	}
 	if _, ok := wait(time.Now(), 1, 15*time.Second); !ok {
-		return fail("the service never became passing; pilot's log:\n%s", pilot.Log())
+		return nil, false, fail("the service never became passing; pilot's log:\n%s", pilot.Log())
 	}
 
-	limit := 10**interval + 2*time.Second
+	limit := 10*interval + 2*time.Second
 	fails := &result{Measure: "failure → critical (gone from ?passing)"}
 	recs := &result{Measure: "recovery → passing"}
-	for i := -1; i < *n; i++ { // i = -1: warm-up, not recorded
+	for i := -1; i < n; i++ { // i = -1: warm-up, not recorded
 		// A random phase against the check schedule, so the trials sample
 		// the whole interval rather than one point of it.
-		time.Sleep(rand.N(*interval))
+		time.Sleep(rand.N(interval))
 		start := time.Now()
 		if err := os.WriteFile(marker, nil, 0o644); err != nil {
-			return fail("%v", err)
+			return nil, false, fail("%v", err)
 		}
 		d, ok := wait(start, 0, limit)
 		if i >= 0 {
@@ -163,10 +210,10 @@ jobs:
 		if !ok { // settle before measuring recovery
 			wait(time.Now(), 0, limit)
 		}
-		time.Sleep(rand.N(*interval))
+		time.Sleep(rand.N(interval))
 		start = time.Now()
 		if err := os.Remove(marker); err != nil {
-			return fail("%v", err)
+			return nil, false, fail("%v", err)
 		}
 		d, ok = wait(start, 1, limit)
 		if i >= 0 {
@@ -177,8 +224,8 @@ jobs:
 		}
 	}
 
-	target := *interval + 100*time.Millisecond
-	fmt.Printf("Consul health propagation: real `consul agent -dev` (loopback), health interval %s, thresholds 1/1, ?passing polled every %s, %d trials each (+1 warm-up)\n\n", *interval, *poll, *n)
+	target := interval + 100*time.Millisecond
+	fmt.Printf("Consul health propagation: real `consul agent -dev` (loopback), health interval %s, thresholds 1/1, ?passing polled every %s, %d trials each (+1 warm-up)\n\n", interval, poll, n)
 	fmt.Println("| measure | p50 | p99 | max | timed out | target p99 |")
 	fmt.Println("|---|---|---|---|---|---|")
 	missed := false
@@ -194,14 +241,8 @@ jobs:
 		}
 		fmt.Printf("%s: %s p99 %.1f ms (target ≤ interval + 100 ms = %.0f ms)\n", verdict, r.Measure, r.P99Ms, r.TargetP99)
 	}
-	benchkit.WriteResults(*common.Results, "consul", map[string]any{
-		"when": time.Now().UTC().Format(time.RFC3339), "interval": interval.String(), "poll": poll.String(),
-		"trials": *n, "go": runtime.Version(), "cpus": runtime.NumCPU(), "results": []*result{fails, recs},
-	})
-	if missed && *common.Strict {
-		return 1
-	}
-	return 0
+	fmt.Println()
+	return []*result{fails, recs}, missed, 0
 }
 
 func record(r *result, d time.Duration, ok bool) {
