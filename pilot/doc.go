@@ -5,6 +5,12 @@
 // job within the top-level stopTimeout, then a sweep of leftover processes,
 // then postStop hooks, and pilot exits with the main job's code.
 //
+// Run's one result says how pilot should end, so that no caller can keep a
+// code and drop its reason: nil (exit 0), an *ExitError carrying the code
+// the jobs decided, a *ConfigError (a config fault found at run time), or
+// any other error for pilot's own failure; cmd/pilot maps it to the exit
+// code, in one place.
+//
 // Run builds the run's one Prometheus registry and passes it down: pilot's
 // collectors (package telemetry) register into it, fed by hooks in the
 // health probers, the Consul client, the watches and the jobs' bus; with

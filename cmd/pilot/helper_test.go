@@ -137,10 +137,3 @@ func signalsLoop(sigs chan os.Signal, args []string) int {
 	}
 	return 0
 }
-
-func signalName(sig syscall.Signal) string {
-	return map[syscall.Signal]string{
-		syscall.SIGHUP: "SIGHUP", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT",
-		syscall.SIGTERM: "SIGTERM", syscall.SIGUSR1: "SIGUSR1", syscall.SIGUSR2: "SIGUSR2",
-	}[sig]
-}

@@ -278,3 +278,36 @@ func ownSigIgn(t *testing.T) string {
 	t.Fatal("no SigIgn in /proc/self/status")
 	return ""
 }
+
+// tini's and dumb-init's flags, as ENTRYPOINT lines have them: -s and -g
+// change nothing (pilot always does what they ask), -e maps a code to 0,
+// -v makes pilot say more (and PILOT_LOG_LEVEL still wins).
+func TestTiniFlags(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args     []string
+		env      []string
+		code     int
+		log      string // a line that must be in pilot's log
+		notInLog string // and one that must not
+	}{
+		{[]string{"-s", "-g", "--", "/bin/sh", "-c", "exit 5"}, nil, 5, "", ""},
+		{[]string{"-e", "143", "--", "/bin/sh", "-c", "kill $$"}, nil, 0, `msg="exit code mapped to 0 \(-e\)" .*code=143`, ""},
+		{[]string{"-e3", "--", "/bin/sh", "-c", "exit 4"}, nil, 4, "", ""},
+		{[]string{"--", "true"}, []string{"PILOT_LOG_LEVEL="}, 0, "", `msg="pilot starting"`},
+		{[]string{"-v", "--", "true"}, []string{"PILOT_LOG_LEVEL="}, 0, `level=INFO msg="pilot starting"`, `level=DEBUG`},
+		{[]string{"-vv", "--", "true"}, []string{"PILOT_LOG_LEVEL="}, 0, `level=DEBUG`, ""},
+		{[]string{"-vv", "--", "true"}, []string{"PILOT_LOG_LEVEL=warning"}, 0, "", `msg="pilot starting"`},
+	} {
+		p := startPilot(t, pilotOpts{env: c.env}, c.args...)
+		if code := p.wait(5 * time.Second); code != c.code {
+			t.Errorf("%q: exit %d, want %d", c.args, code, c.code)
+		}
+		if c.log != "" && p.errLog.count(c.log) == 0 {
+			t.Errorf("%q: log lacks %q:\n%s", c.args, c.log, p.errLog.String())
+		}
+		if c.notInLog != "" && p.errLog.count(c.notInLog) > 0 {
+			t.Errorf("%q: log has %q:\n%s", c.args, c.notInLog, p.errLog.String())
+		}
+	}
+}
