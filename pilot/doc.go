@@ -19,6 +19,10 @@
 // serves /metrics and /status, and with telemetry.register keeps a "pilot"
 // service in Consul through the same registrar machinery as job services.
 //
+// The signal actor logs every signal pilot receives and what it made of it
+// (shutdown, forwarded or not, ignored), and warns once at start of those it
+// would act on but inherited as ignored, which it leaves ignored.
+//
 // Run is called once per process. It never exits the process and never
 // logs to anything but the injected logger.
 package pilot

@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/nodepilot/pilot/jobs"
 	"github.com/nodepilot/pilot/jobs/output"
@@ -207,14 +209,25 @@ var forwardable = []os.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, 
 // SIGPIPE likewise, so that a closed log pipe costs log lines, not pilot.
 // A signal pilot inherited as ignored (SIGHUP under nohup, SIGINT in a
 // background shell job) stays ignored, so its children inherit it ignored
-// too, as under tini.
+// too, as under tini; pilot says so once, at start, for each such signal it
+// would otherwise act on, since `kill` would then seem to do nothing.
+// Every signal and what pilot made of it is logged (job control and
+// SIGPIPE at debug), so that tests and users can see each decision.
 func handleSignals(ctx context.Context, log *slog.Logger, sup *supervisor) {
 	sigs := make(chan os.Signal, 16)
 	var wanted []os.Signal
+	var ignored []string
 	for _, s := range append([]os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGTSTP, syscall.SIGPIPE}, forwardable...) {
-		if !signal.Ignored(s) {
+		switch sig := s.(syscall.Signal); {
+		case !signal.Ignored(s):
 			wanted = append(wanted, s)
+		case sig == syscall.SIGTERM || sig == syscall.SIGINT || forwardedByAny(sup.jobs, sig):
+			ignored = append(ignored, unix.SignalName(sig))
 		}
+	}
+	if len(ignored) > 0 {
+		log.Warn("pilot was started with these signals ignored and leaves them so: it will not act on them, and its jobs inherit them ignored",
+			"signals", strings.Join(ignored, ","))
 	}
 	signal.Notify(sigs, wanted...)
 	defer signal.Stop(sigs)
@@ -246,4 +259,13 @@ func handleSignals(ctx context.Context, log *slog.Logger, sup *supervisor) {
 			}
 		}
 	}
+}
+
+func forwardedByAny(js []*jobs.Job, sig syscall.Signal) bool {
+	for _, j := range js {
+		if slices.Contains(j.Spec().Forward, sig) {
+			return true
+		}
+	}
+	return false
 }

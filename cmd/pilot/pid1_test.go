@@ -261,6 +261,8 @@ func TestChildSignalState(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.out.waitLine(t, time.Second, fmt.Sprintf(`^SigIgn:\s+%016x$`, own|1))
+		// pilot forwards SIGHUP in this mode, and says it cannot
+		p.errLog.waitLine(t, time.Second, `level=WARN msg="pilot was started with these signals ignored.* signals=\S*SIGHUP`)
 	})
 }
 
@@ -309,5 +311,23 @@ func TestTiniFlags(t *testing.T) {
 		if c.notInLog != "" && p.errLog.count(c.notInLog) > 0 {
 			t.Errorf("%q: log has %q:\n%s", c.args, c.notInLog, p.errLog.String())
 		}
+	}
+}
+
+// Signals inherited as ignored: when pilot starts with SIGINT ignored (a
+// shell's background job), SIGINT stays ignored for pilot and its jobs, and
+// pilot says so once at start, since `kill -INT` will seem to do nothing.
+func TestInheritedIgnoredSignalsAreWarned(t *testing.T) {
+	t.Parallel()
+	p := startPilot(t, pilotOpts{wrap: helperArgv(t, "exec-ignoring", "SIGINT")}, append([]string{"--"}, helperArgv(t, "sigstate")...)...)
+	if code := p.wait(5 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	m := p.out.waitLine(t, time.Second, `^SigIgn:\s+([0-9a-f]+)$`)
+	if ign, _ := strconv.ParseUint(m[1], 16, 64); ign&(1<<(syscall.SIGINT-1)) == 0 {
+		t.Errorf("the job's SigIgn %s lacks SIGINT", m[1])
+	}
+	if n := p.errLog.count(`level=WARN msg="pilot was started with these signals ignored and leaves them so: it will not act on them, and its jobs inherit them ignored" .*signals=\S*SIGINT`); n != 1 {
+		t.Fatalf("%d warnings naming SIGINT, want 1", n)
 	}
 }
