@@ -16,8 +16,7 @@ type Config struct {
 	Watches []Watch `mapstructure:"watches"`
 	// Telemetry serves /metrics and /status; nil means no listener.
 	Telemetry *Telemetry `mapstructure:"telemetry"`
-	// Metrics declares custom metrics, set by sensor jobs (and the control
-	// socket).
+	// Metrics declares custom metrics, set by sensor jobs.
 	Metrics []Metric `mapstructure:"metrics"`
 }
 

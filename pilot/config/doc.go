@@ -2,7 +2,7 @@
 // the file (YAML, JSON or TOML), expanding ${VAR}, decoding it strictly into
 // the raw types of config.go, validating it, and filling in defaults. It
 // holds no live objects — no processes, clients or sockets; pilot builds
-// those from a valid Config, and a reload builds a new Config from scratch.
+// those from a valid Config.
 //
 // The flow is Load (or Parse) → Validate → WithDefaults. Every step is a
 // pure function of its input and the environment lookup it is given, safe
