@@ -149,8 +149,7 @@ func versionLine() string {
 }
 
 func run(ctx context.Context, args []string, io stdio, environ []string) int {
-	env := envLookup(environ)
-	inv, err := parseArgs(args, env)
+	inv, err := parseArgs(args, envLookup(environ))
 	if err != nil {
 		fmt.Fprintln(io.err, err)
 		var ue *usageError
@@ -171,21 +170,11 @@ func run(ctx context.Context, args []string, io stdio, environ []string) int {
 		fmt.Fprint(io.out, versionLine())
 		return 0
 	case doValidate:
-		if _, err := loadConfig(inv.config, environ, !inv.skipHostChecks); err != nil {
-			reportConfigError(io.err, strings.EqualFold(env("PILOT_LOG_FORMAT"), "json"), inv.config, err)
-			return exitUsage
-		}
-		fmt.Fprintf(io.out, "%s: valid\n", inv.config)
-		return 0
+		return validate(inv, io, environ)
 	case doExec:
 		return runCommand(ctx, inv, io, environ)
 	}
-	cfg, err := loadConfig(inv.config, environ, true)
-	if err != nil {
-		reportConfigError(io.err, configErrorsAsJSON(inv.config, environ), inv.config, err)
-		return exitUsage
-	}
-	return supervise(ctx, cfg, inv.config, nil, io, environ)
+	return runConfig(ctx, inv.config, io, environ)
 }
 
 // action is what a command line asks pilot to do.
@@ -432,6 +421,28 @@ func inFile(path string, err error) error {
 		lines[i] = path + ": " + line
 	}
 	return errors.New(strings.Join(lines, "\n"))
+}
+
+// validate checks a config file. Its problems are a report for a person
+// or a CI job: text, unless PILOT_LOG_FORMAT asks for JSON (the file's own
+// log.format is for the running pilot).
+func validate(inv invocation, io stdio, environ []string) int {
+	if _, err := loadConfig(inv.config, environ, !inv.skipHostChecks); err != nil {
+		reportConfigError(io.err, strings.EqualFold(envLookup(environ)("PILOT_LOG_FORMAT"), "json"), inv.config, err)
+		return exitUsage
+	}
+	fmt.Fprintf(io.out, "%s: valid\n", inv.config)
+	return 0
+}
+
+// runConfig runs the jobs of the config file at path.
+func runConfig(ctx context.Context, path string, io stdio, environ []string) int {
+	cfg, err := loadConfig(path, environ, true)
+	if err != nil {
+		reportConfigError(io.err, configErrorsAsJSON(path, environ), path, err)
+		return exitUsage
+	}
+	return supervise(ctx, cfg, path, nil, io, environ)
 }
 
 // configErrorsAsJSON says whether pilot run reports the problems of the
