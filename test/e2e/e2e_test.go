@@ -66,6 +66,12 @@ func runWithEngine(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
+	// runc refuses a container rootfs whose path goes through a symlink,
+	// as it does in a git worktree whose .cache links to the main one's.
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	// unix socket paths are limited to 107 bytes; containerd's is the longest
 	if n := len(filepath.Join(dir, "exec/containerd/containerd.sock.ttrpc")); n > 100 {
 		fmt.Fprintf(os.Stderr, "e2e: %s is too long for the daemon's sockets (%d bytes); set PILOT_E2E_DIR\n", dir, n)
