@@ -222,7 +222,9 @@ func (j *Job) Run(ctx context.Context) {
 			}
 		case <-memorySampled:
 			if l.proc != nil {
-				l.apply(evMemorySample{RSS: groupRSS(l.proc.pgid)})
+				rss := groupRSS(l.proc.pgid)
+				j.log.Debug("memory sample", "rss", rss, "maxMemory", j.spec.Policy.MaxMemory)
+				l.apply(evMemorySample{RSS: rss})
 			}
 		}
 	}

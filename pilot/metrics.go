@@ -12,7 +12,7 @@ import (
 
 // buildCustomMetrics registers the config's `metrics:` on reg. It returns
 // nil (and no error) when the config declares none and runs no sensor job:
-// then `pilot metric` has nothing to set. An error is a *ConfigError (a name
+// then nothing has anything to set. An error is a *ConfigError (a name
 // that collides with a collector already on reg, say).
 func buildCustomMetrics(cfg config.Config, reg prometheus.Registerer) (*custom.Metrics, error) {
 	sensors := false

@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/nodepilot/pilot/jobs"
 	"github.com/nodepilot/pilot/jobs/output"
@@ -35,10 +37,22 @@ type Options struct {
 	Version, Commit string
 }
 
-// Run supervises the jobs of a validated config until pilot must stop, and
-// returns the exit code pilot should end with. An error means a config fault
-// found at run time (a *ConfigError) or pilot's own failure.
-func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
+// ExitError is what Run returns when the jobs decide that pilot ends with a
+// code other than 0: the main job's exit code (128+N when signal N killed
+// it, or stopped it before it ever ran; 1 when it can never start because a
+// dependency failed), or, without a main job, 1 when a job failed.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("jobs ended with exit code %d", e.Code) }
+
+// Run supervises the jobs of a validated config until pilot must stop. Its
+// one result says how pilot should end, so no caller can keep a code and
+// drop the reason, or the reverse:
+//   - nil: exit 0;
+//   - *ExitError: exit with its Code, decided by the jobs;
+//   - *ConfigError: a config fault found at run time (exit 2);
+//   - any other error: pilot's own failure (exit 1).
+func Run(ctx context.Context, raw *config.Config, opts Options) error {
 	cfg := raw.WithDefaults()
 	log := opts.Log
 	reaper := jobs.NewReaper(log)
@@ -48,11 +62,11 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	inst := newInstruments(cfg, reg, opts, log)
 	specs, err := buildSpecs(cfg, opts.Environ, reaper, log, inst.observeHealth)
 	if err != nil {
-		return 2, err
+		return err
 	}
 	customMetrics, err := buildCustomMetrics(cfg, reg)
 	if err != nil {
-		return 2, err
+		return err
 	}
 	attachSensors(cfg, specs, customMetrics, log)
 	firstRenders := gateReloadTargets(cfg, specs)
@@ -62,23 +76,23 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	nodeMetrics := wantsNodeMetrics(cfg)
 	if len(cfg.Watches) > 0 || nodeMetrics {
 		if stateDir, err = os.MkdirTemp("", "pilot-"); err != nil {
-			return 1, fmt.Errorf("a private directory for pilot's files: %w (set TMPDIR to a writable directory)", err)
+			return fmt.Errorf("a private directory for pilot's files: %w (set TMPDIR to a writable directory)", err)
 		}
 		defer os.RemoveAll(stateDir)
 		if err := os.Chmod(stateDir, 0o755); err != nil {
-			return 1, err
+			return err
 		}
 	}
 	var nodeAgents *nodejs.Agents
 	setNodeJobs := func([]*jobs.Job) {}
 	if nodeMetrics {
 		if nodeAgents, setNodeJobs, err = setupNodeAgents(cfg, specs, stateDir, reg, log); err != nil {
-			return 1, err
+			return err
 		}
 	}
 	svcs, consulClient, err := buildServices(cfg, log, inst.observeConsul)
 	if err != nil {
-		return 2, err
+		return err
 	}
 	if consulClient != nil {
 		defer consulClient.Close()
@@ -116,11 +130,11 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	}
 	setNodeJobs(sup.jobs)
 	if err := inst.addJobs(sup.jobs, svcs); err != nil {
-		return 1, err
+		return err
 	}
 	if cfg.Telemetry != nil { // bound by its actor, which retries while the port is taken
 		if err := inst.setupServer(cfg, consulClient); err != nil {
-			return 2, err
+			return err
 		}
 	}
 
@@ -151,7 +165,7 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	if len(cfg.Watches) > 0 {
 		watches, err := buildWatches(cfg, consulClient, sup.jobs, firstRenders, reaper, opts.Environ, stateDir, log, inst.observeWatch)
 		if err != nil {
-			return 2, err
+			return err
 		}
 		watchesCtx, stopWatches := context.WithCancel(context.Background())
 		g.add(func() error {
@@ -173,10 +187,13 @@ func Run(ctx context.Context, raw *config.Config, opts Options) (int, error) {
 	g.add(func() error { code = sup.run(supCtx); return errSupervisorDone }, stopSup)
 
 	if err := g.run(); !errors.Is(err, errSupervisorDone) {
-		return 1, err
+		return err
 	}
 	log.Info("exiting", "code", code, "orphansReaped", reaper.Reaped())
-	return code, nil
+	if code != 0 {
+		return &ExitError{Code: code}
+	}
+	return nil
 }
 
 var errSupervisorDone = errors.New("supervisor done")
@@ -191,14 +208,25 @@ var forwardable = []os.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, 
 // SIGPIPE likewise, so that a closed log pipe costs log lines, not pilot.
 // A signal pilot inherited as ignored (SIGHUP under nohup, SIGINT in a
 // background shell job) stays ignored, so its children inherit it ignored
-// too, as under tini.
+// too, as under tini; pilot says so once, at start, for each such signal it
+// would otherwise act on, since `kill` would then seem to do nothing.
+// Every signal and what pilot made of it is logged (job control and
+// SIGPIPE at debug), so that tests and users can see each decision.
 func handleSignals(ctx context.Context, log *slog.Logger, sup *supervisor) {
 	sigs := make(chan os.Signal, 16)
 	var wanted []os.Signal
+	var ignored []string
 	for _, s := range append([]os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGTSTP, syscall.SIGPIPE}, forwardable...) {
-		if !signal.Ignored(s) {
+		switch sig := s.(syscall.Signal); {
+		case !signal.Ignored(s):
 			wanted = append(wanted, s)
+		case sig == syscall.SIGTERM || sig == syscall.SIGINT || forwardedByAny(sup.jobs, sig):
+			ignored = append(ignored, unix.SignalName(sig))
 		}
+	}
+	if len(ignored) > 0 {
+		log.Warn("pilot was started with these signals ignored and leaves them so: it will not act on them, and its jobs inherit them ignored",
+			"signals", strings.Join(ignored, ","))
 	}
 	signal.Notify(sigs, wanted...)
 	defer signal.Stop(sigs)
@@ -230,4 +258,13 @@ func handleSignals(ctx context.Context, log *slog.Logger, sup *supervisor) {
 			}
 		}
 	}
+}
+
+func forwardedByAny(js []*jobs.Job, sig syscall.Signal) bool {
+	for _, j := range js {
+		if slices.Contains(j.Spec().Forward, sig) {
+			return true
+		}
+	}
+	return false
 }

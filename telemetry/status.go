@@ -6,7 +6,7 @@ import (
 	"github.com/nodepilot/pilot/jobs"
 )
 
-// Status is the document /status serves (and `pilot status --json` shows).
+// Status is the document /status serves.
 type Status struct {
 	Pilot    PilotStatus     `json:"pilot"`
 	Jobs     []JobStatus     `json:"jobs"`

@@ -70,7 +70,7 @@ func TestHealthGatesAndRestarts(t *testing.T) {
 	}
 	// pilot's own line: under load the run may not have printed "ready"
 	// (installed its handlers) before it is stopped
-	p.errLog.waitLine(t, 3*time.Second, `msg="sending signal" logger=pilot job=app signal=terminated`)
+	p.errLog.waitLine(t, 3*time.Second, `msg="sending signal" logger=pilot job=app signal=SIGTERM`)
 	readyBefore := p.out.count(`^ready`)
 	// Healthy again, so that the restarted run is not itself restarted
 	// before it is ready (its checks start within 100 ms of its start).

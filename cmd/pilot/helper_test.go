@@ -65,6 +65,11 @@ func helperMain(args []string) int {
 		err := syscall.Exec(args[0], args, os.Environ())
 		fmt.Fprintln(os.Stderr, "exec-blocked:", err)
 		return 98
+	case "exec-ignoring": // exec-ignoring SIGNAL ARGV…: exec ARGV with SIGNAL ignored, as a shell does for a background job's SIGINT
+		signal.Ignore(unix.SignalNum(args[0]))
+		err := syscall.Exec(args[1], args[1:], os.Environ())
+		fmt.Fprintln(os.Stderr, "exec-ignoring:", err)
+		return 98
 	case "hog": // hog MiB MARKER: on the first run (no MARKER yet) hold MiB of memory; then behave as "signals exit:0"
 		// Catch signals before allocating: pilot may see the RSS and send
 		// its restart SIGTERM while the pages are still being touched.
@@ -136,11 +141,4 @@ func signalsLoop(sigs chan os.Signal, args []string) int {
 		}
 	}
 	return 0
-}
-
-func signalName(sig syscall.Signal) string {
-	return map[syscall.Signal]string{
-		syscall.SIGHUP: "SIGHUP", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT",
-		syscall.SIGTERM: "SIGTERM", syscall.SIGUSR1: "SIGUSR1", syscall.SIGUSR2: "SIGUSR2",
-	}[sig]
 }

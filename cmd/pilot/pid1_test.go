@@ -80,12 +80,25 @@ func TestExecFailure(t *testing.T) {
     restart: {policy: always, backoff: {initial: 100ms, max: 400ms}}
 `, missing))
 	p := startPilot(t, pilotOpts{pid1: true}, "run", "--config", cfg)
-	time.Sleep(1500 * time.Millisecond) // observation window for the start rate
+	attempt := `msg="cannot start" `
+	waitFor(t, 10*time.Second, "four start attempts", func() (int, bool) {
+		n := p.errLog.count(attempt)
+		return n, n >= 4
+	})
 	p.signal(syscall.SIGTERM)
 	p.wait(5 * time.Second)
-	// 100+200+400+400… ms of backoff (±20%) allow at most 6 attempts in 1.5 s.
-	if n := p.errLog.count(`cannot start`); n < 2 || n > 6 {
-		t.Fatalf("%d start attempts in 1.5 s; want 2..6 (backoff paced)", n)
+	// The attempts are paced by the backoff, 100, 200, 400 ms (jitter
+	// ±20%): a gap may grow under load, never shrink.
+	var at []time.Time
+	for _, l := range p.errLog.Lines() {
+		if strings.Contains(l, attempt) {
+			at = append(at, logTime(t, l))
+		}
+	}
+	for i, backoff := range []time.Duration{100, 200, 400} {
+		if gap := at[i+1].Sub(at[i]); gap < backoff*time.Millisecond*75/100 {
+			t.Errorf("attempt %d came %v after the one before; want at least the backoff, %v (-20%%)", i+2, gap, backoff*time.Millisecond)
+		}
 	}
 }
 
@@ -211,13 +224,18 @@ func TestReaperNeverStealsExitStatus(t *testing.T) {
 }
 
 // RELIABILITY A3: when not PID 1, pilot is a child subreaper: an orphan of
-// its job is re-parented to pilot and reaped.
+// its job is re-parented to pilot and reaped. The orphan blocks on a FIFO
+// until the test has seen it adopted, so no timing decides the outcome.
 func TestSubreaperWhenNotPID1(t *testing.T) {
 	t.Parallel()
-	p := startPilot(t, pilotOpts{}, "--", "/bin/sh", "-c", `(sleep 1 & echo orphan $!) ; exec sleep 30`)
+	fifo := filepath.Join(t.TempDir(), "release")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startPilot(t, pilotOpts{}, "--", "/bin/sh", "-c", fmt.Sprintf(`(cat %s >/dev/null & echo orphan $!) ; exec sleep 30`, fifo))
 	m := p.out.waitLine(t, 5*time.Second, `^orphan (\d+)`)
 	orphan, _ := strconv.Atoi(m[1])
-	waitFor(t, time.Second, "orphan re-parented to pilot", func() (int, bool) {
+	waitFor(t, 5*time.Second, "orphan re-parented to pilot", func() (int, bool) {
 		for _, e := range procTable() {
 			if e.pid == orphan {
 				return e.ppid, e.ppid == p.pid
@@ -225,7 +243,12 @@ func TestSubreaperWhenNotPID1(t *testing.T) {
 		}
 		return 0, false
 	})
-	waitFor(t, 3*time.Second, "orphan reaped", func() (bool, bool) {
+	release, err := os.OpenFile(fifo, os.O_WRONLY, 0) // the orphan holds the read end: no wait
+	if err != nil {
+		t.Fatal(err)
+	}
+	release.Close() // EOF: the orphan exits
+	waitFor(t, 5*time.Second, "orphan reaped", func() (bool, bool) {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", orphan))
 		return true, os.IsNotExist(err)
 	})
@@ -261,6 +284,8 @@ func TestChildSignalState(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.out.waitLine(t, time.Second, fmt.Sprintf(`^SigIgn:\s+%016x$`, own|1))
+		// pilot forwards SIGHUP in this mode, and says it cannot
+		p.errLog.waitLine(t, time.Second, `level=WARN msg="pilot was started with these signals ignored.* signals=\S*SIGHUP`)
 	})
 }
 
@@ -277,4 +302,55 @@ func ownSigIgn(t *testing.T) string {
 	}
 	t.Fatal("no SigIgn in /proc/self/status")
 	return ""
+}
+
+// tini's and dumb-init's flags, as ENTRYPOINT lines have them: -s and -g
+// change nothing (pilot always does what they ask), -e maps a code to 0,
+// -v makes pilot say more (and PILOT_LOG_LEVEL still wins).
+func TestTiniFlags(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args     []string
+		env      []string
+		code     int
+		log      string // a line that must be in pilot's log
+		notInLog string // and one that must not
+	}{
+		{[]string{"-s", "-g", "--", "/bin/sh", "-c", "exit 5"}, nil, 5, "", ""},
+		{[]string{"-e", "143", "--", "/bin/sh", "-c", "kill $$"}, nil, 0, `msg="exit code mapped to 0 \(-e\)" .*code=143`, ""},
+		{[]string{"-e3", "--", "/bin/sh", "-c", "exit 4"}, nil, 4, "", ""},
+		{[]string{"--", "true"}, []string{"PILOT_LOG_LEVEL="}, 0, "", `msg="pilot starting"`},
+		{[]string{"-v", "--", "true"}, []string{"PILOT_LOG_LEVEL="}, 0, `level=INFO msg="pilot starting"`, `level=DEBUG`},
+		{[]string{"-vv", "--", "true"}, []string{"PILOT_LOG_LEVEL="}, 0, `level=DEBUG`, ""},
+		{[]string{"-vv", "--", "true"}, []string{"PILOT_LOG_LEVEL=warning"}, 0, "", `msg="pilot starting"`},
+	} {
+		p := startPilot(t, pilotOpts{env: c.env}, c.args...)
+		if code := p.wait(5 * time.Second); code != c.code {
+			t.Errorf("%q: exit %d, want %d", c.args, code, c.code)
+		}
+		if c.log != "" && p.errLog.count(c.log) == 0 {
+			t.Errorf("%q: log lacks %q:\n%s", c.args, c.log, p.errLog.String())
+		}
+		if c.notInLog != "" && p.errLog.count(c.notInLog) > 0 {
+			t.Errorf("%q: log has %q:\n%s", c.args, c.notInLog, p.errLog.String())
+		}
+	}
+}
+
+// Signals inherited as ignored: when pilot starts with SIGINT ignored (a
+// shell's background job), SIGINT stays ignored for pilot and its jobs, and
+// pilot says so once at start, since `kill -INT` will seem to do nothing.
+func TestInheritedIgnoredSignalsAreWarned(t *testing.T) {
+	t.Parallel()
+	p := startPilot(t, pilotOpts{wrap: helperArgv(t, "exec-ignoring", "SIGINT")}, append([]string{"--"}, helperArgv(t, "sigstate")...)...)
+	if code := p.wait(5 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	m := p.out.waitLine(t, time.Second, `^SigIgn:\s+([0-9a-f]+)$`)
+	if ign, _ := strconv.ParseUint(m[1], 16, 64); ign&(1<<(syscall.SIGINT-1)) == 0 {
+		t.Errorf("the job's SigIgn %s lacks SIGINT", m[1])
+	}
+	if n := p.errLog.count(`level=WARN msg="pilot was started with these signals ignored and leaves them so: it will not act on them, and its jobs inherit them ignored" .*signals=\S*SIGINT`); n != 1 {
+		t.Fatalf("%d warnings naming SIGINT, want 1", n)
+	}
 }

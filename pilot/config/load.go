@@ -175,3 +175,29 @@ func notePaths(path []any, v any, into map[string]bool) {
 		}
 	}
 }
+
+// LogFormat reads log.format from the config file at path, whatever else is
+// wrong with the file, so that its problems can be reported in the format
+// its pilot would log in. It returns "" when the file does not say (or
+// cannot be read or parsed).
+func LogFormat(path string, opts Options) string {
+	format, err := normalizeFormat(strings.TrimPrefix(filepath.Ext(path), "."))
+	if err != nil {
+		return ""
+	}
+	data, err := readFile(path)
+	if err != nil {
+		return ""
+	}
+	lookup := opts.Env
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	src, _ := parse(data, format, lookup)
+	if src == nil {
+		return ""
+	}
+	log, _ := src.tree["log"].(map[string]any)
+	value, _ := log["format"].(string)
+	return value
+}

@@ -1,7 +1,7 @@
 // Package custom owns the user's own metrics, declared under `metrics:` in
 // pilot's config: it builds them as collectors on a Registerer it is given
-// (no registry of its own, nothing global), sets them by name (Set, what
-// the control socket's POST /v1/metrics and `pilot metric` call), parses
+// (no registry of its own, nothing global), sets them by name (Set; sensor
+// jobs are its only callers today), parses
 // sensor lines (ParseLine: one sample in Prometheus text-format syntax,
 // `name value` or `name{label="v",…} value`), and applies a sensor job's
 // stdout line by line (Sensor), logging and counting the lines it rejects.
@@ -14,7 +14,7 @@
 // that writes a timestamp into a label cannot grow pilot without bound.
 //
 // Concurrency: a *Metrics is safe for concurrent use once New has returned
-// (several sensor jobs and the control socket call Set at once). The hook
+// (several sensor jobs call Set at once). The hook
 // Sensor returns is meant for one job's stdout, called from one goroutine
 // at a time, as jobs does.
 package custom

@@ -66,6 +66,12 @@ func runWithEngine(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
+	// runc refuses a container rootfs whose path goes through a symlink,
+	// as it does in a git worktree whose .cache links to the main one's.
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	// unix socket paths are limited to 107 bytes; containerd's is the longest
 	if n := len(filepath.Join(dir, "exec/containerd/containerd.sock.ttrpc")); n > 100 {
 		fmt.Fprintf(os.Stderr, "e2e: %s is too long for the daemon's sockets (%d bytes); set PILOT_E2E_DIR\n", dir, n)
@@ -371,32 +377,61 @@ func TestStopExitsWithAppCode(t *testing.T) {
 
 // A process in the container that orphans 100 children: they are
 // reparented to pilot (PID 1) and reaped when they exit, no zombie left.
+// The orphans block on a FIFO until the test has seen all 100 adopted, so
+// no launch speed decides the outcome; every probe that fails fails the test.
 func TestOrphansAreReaped(t *testing.T) {
 	needEngine(t)
 	const name = "pilot-e2e-orphans"
+	const fifo = "/tmp/pilot-e2e-release"
 	startExample(t, name)
-	// each inner sh backgrounds a sleep and exits at once: the sleep's
-	// parent is gone, so the kernel hands it to the namespace's PID 1
-	docker(t, "exec", name, "sh", "-c", `i=0; while [ $i -lt 100 ]; do sh -c 'sleep 5 &'; i=$((i+1)); done`)
-	// fields of /proc/PID/stat: pid (comm) state ppid
-	const census = `cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == "(sleep)" && $4 == 1 {s++} $3 == "Z" {z++; print "zombie:", $0 > "/dev/stderr"} END {print s+0, z+0}'`
-	count := func() (orphans, zombies int, out string) {
-		out, err := run(10*time.Second, dockerCLI, "exec", name, "sh", "-c", census)
-		if err == nil {
-			fmt.Sscan(out, &orphans, &zombies)
-		}
-		return orphans, zombies, fmt.Sprint(out, err)
+	// A subshell starts 100 readers of the FIFO, prints their pids and exits
+	// at once: the readers' parent is gone, so the kernel hands them to the
+	// namespace's PID 1. Their output is redirected so that docker exec does
+	// not wait for them.
+	out := docker(t, "exec", name, "sh", "-c", `mkfifo `+fifo+` && ( i=0; while [ $i -lt 100 ]; do cat `+fifo+` >/dev/null 2>&1 </dev/null & echo $!; i=$((i+1)); done )`)
+	pids := strings.Fields(out)
+	if len(pids) != 100 {
+		t.Fatalf("the launcher printed %d pids, want 100: %q", len(pids), out)
 	}
-	orphans, _, out := count()
-	t.Logf("orphaned sleeps now children of PID 1: %d", orphans)
-	if orphans < 100 {
-		t.Errorf("%d orphans have PID 1 as parent, want 100 (%s)", orphans, out)
+	// For the orphans' pids: how many are still there, how many of those
+	// have PID 1 as parent; then the number of zombies anywhere in the
+	// container, and their stat lines. Fields of /proc/PID/stat: pid (comm)
+	// state ppid.
+	census := `alive=0 adopted=0
+for p in ` + strings.Join(pids, " ") + `; do
+  s=$(cat /proc/$p/stat 2>/dev/null) || continue
+  set -- $s
+  alive=$((alive+1))
+  [ "$4" = 1 ] && adopted=$((adopted+1))
+done
+z=$(cat /proc/[0-9]*/stat 2>/dev/null | awk '$3 == "Z"')
+echo $alive $adopted $(printf %s "$z" | grep -c .)
+printf '%s\n' "$z"`
+	count := func() (alive, adopted, zombies int, out string) {
+		t.Helper()
+		out, err := run(10*time.Second, dockerCLI, "exec", name, "sh", "-c", census)
+		if err != nil {
+			t.Fatalf("census: %v", err)
+		}
+		if n, err := fmt.Sscan(out, &alive, &adopted, &zombies); n != 3 || err != nil {
+			t.Fatalf("census: unreadable output %q: %v", out, err)
+		}
+		return alive, adopted, zombies, out
 	}
 	if err := waitFor(20*time.Second, func() (bool, string) {
-		orphans, zombies, out := count()
-		return orphans == 0 && zombies == 0, out
+		alive, adopted, _, out := count()
+		return alive == 100 && adopted == 100, out
 	}); err != nil {
-		t.Errorf("orphans or zombies left after the sleeps ended: %v", err)
+		t.Fatalf("the 100 orphans are not all children of PID 1 (alive, adopted, zombies): %v", err)
+	}
+	t.Logf("100 orphans are children of PID 1")
+	// Opening the FIFO for writing and closing it gives every reader EOF.
+	docker(t, "exec", name, "sh", "-c", `exec 3>`+fifo+`; exec 3>&-`)
+	if err := waitFor(20*time.Second, func() (bool, string) {
+		alive, _, zombies, out := count()
+		return alive == 0 && zombies == 0, out
+	}); err != nil {
+		t.Errorf("orphans or zombies left after the orphans ended (alive, adopted, zombies): %v", err)
 	}
 	docker(t, "stop", name)
 }
