@@ -42,9 +42,10 @@ const (
 	DefaultHealthInterval = 5 * time.Second
 	DefaultHealthTimeout  = 2 * time.Second
 	// DefaultHealthStartInterval paces the checks until the first pass: a
-	// Node app that answers 150 ms after exec passes within 100 ms of it,
-	// not a whole interval later (a check is a loopback request).
-	DefaultHealthStartInterval = 100 * time.Millisecond
+	// Node app that answers 150 ms after exec passes some 25 ms later on
+	// average, not a whole interval later. A check is a loopback request
+	// (or one exec), and the fast checks last one interval at most.
+	DefaultHealthStartInterval = 50 * time.Millisecond
 	DefaultHealthyThreshold    = 1
 	DefaultUnhealthyThreshold  = 3
 	DefaultOnUnhealthy         = OnUnhealthyNone

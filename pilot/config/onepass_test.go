@@ -328,7 +328,7 @@ consul: {}
 		`line 9: jobs[0].preStop.timeout: must be > 0 (leave it out for the default 5s)`,
 		`line 10: jobs[0].health.healthyThreshold: must be between 1 and 100 (leave it out for the default 1)`,
 		`line 10: jobs[0].health.interval: must be ≥ 100ms (leave it out for the default 5s)`,
-		`line 10: jobs[0].health.startInterval: must be ≥ 10ms (leave it out for the default 100ms)`,
+		`line 10: jobs[0].health.startInterval: must be ≥ 10ms (leave it out for the default 50ms)`,
 		`line 10: jobs[0].health.timeout: must be > 0 (leave it out for the default 2s, at most the interval)`,
 		`line 10: jobs[0].health.unhealthyThreshold: must be between 1 and 100 (leave it out for the default 3)`,
 		`line 14: watches[0].onChange.reload.timeout: must be > 0 (leave it out for the default 10s)`,
@@ -382,7 +382,7 @@ func TestStartInterval(t *testing.T) {
 	for doc, want := range map[string]string{
 		"{shell: x, startInterval: 50ms}":             "",
 		"{shell: x, interval: 1s, startInterval: 1s}": "",
-		"{shell: x, startInterval: 5ms}":              "jobs[0].health.startInterval: must be ≥ 10ms (leave it out for the default 100ms)",
+		"{shell: x, startInterval: 5ms}":              "jobs[0].health.startInterval: must be ≥ 10ms (leave it out for the default 50ms)",
 		"{shell: x, interval: 1s, startInterval: 2s}": "jobs[0].health.startInterval: 2s exceeds the interval 1s",
 		"{shell: x, startInterval: 6s}":               "jobs[0].health.startInterval: 6s exceeds the interval 5s",
 	} {
