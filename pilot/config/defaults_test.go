@@ -62,7 +62,7 @@ func TestHealthDefaults(t *testing.T) {
 		{Name: "b", Shell: "x", Health: &Health{Shell: "true", Interval: time.Second, StartInterval: 50 * time.Millisecond}},
 	}}
 	got := raw.WithDefaults()
-	want := Health{Shell: "true", Interval: 5 * time.Second, Timeout: 2 * time.Second, StartInterval: 100 * time.Millisecond,
+	want := Health{Shell: "true", Interval: 5 * time.Second, Timeout: 2 * time.Second, StartInterval: 50 * time.Millisecond,
 		HealthyThreshold: 1, UnhealthyThreshold: 3, OnUnhealthy: OnUnhealthyNone}
 	if !reflect.DeepEqual(*got.Jobs[0].Health, want) {
 		t.Errorf("got  %+v\nwant %+v", *got.Jobs[0].Health, want)
