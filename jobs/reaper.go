@@ -173,6 +173,12 @@ func (r *Reaper) reapOrphans() {
 // whatever is left after grace. It returns once none is left or ctx ends,
 // with the number of processes signalled and killed.
 func (r *Reaper) Sweep(ctx context.Context, grace time.Duration) (termed, killed int) {
+	// Every process below pilot is its child or below one: with no child
+	// left there is nothing to sweep, and no need to read every process's
+	// stat in /proc (the common case at the end, and the costly read).
+	if len(children(r.self)) == 0 {
+		return 0, 0
+	}
 	left := descendants(r.self)
 	if len(left) == 0 {
 		return 0, 0

@@ -57,10 +57,19 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 	log := opts.Log
 	reaper := jobs.NewReaper(log)
 	// The run's one registry: every part that exposes metrics registers
-	// into it (ARCHITECTURE 9); telemetry.listen serves it.
-	reg := prometheus.NewRegistry()
-	inst := newInstruments(cfg, reg, opts, log)
-	specs, err := buildSpecs(cfg, opts.Environ, reaper, log, inst.observeHealth)
+	// into it (ARCHITECTURE 9); telemetry.listen serves it. Without
+	// telemetry there is neither (validation ties metrics, sensors and
+	// Node metrics to it): the first child does not wait for collectors
+	// nobody reads.
+	var (
+		reg  *prometheus.Registry
+		inst *instruments
+	)
+	if cfg.Telemetry != nil {
+		reg = prometheus.NewRegistry()
+		inst = newInstruments(cfg, reg, opts, log)
+	}
+	specs, err := buildSpecs(cfg, opts.Environ, reaper, log, inst.healthHook())
 	if err != nil {
 		return err
 	}
@@ -90,7 +99,7 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 			return err
 		}
 	}
-	svcs, consulClient, err := buildServices(cfg, log, inst.observeConsul)
+	svcs, consulClient, err := buildServices(cfg, log, inst.consulHook())
 	if err != nil {
 		return err
 	}
@@ -129,10 +138,10 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 		sup.jobs = append(sup.jobs, j)
 	}
 	setNodeJobs(sup.jobs)
-	if err := inst.addJobs(sup.jobs, svcs); err != nil {
-		return err
-	}
-	if cfg.Telemetry != nil { // bound by its actor, which retries while the port is taken
+	if inst != nil { // bound by its actor, which retries while the port is taken
+		if err := inst.addJobs(sup.jobs, svcs); err != nil {
+			return err
+		}
 		if err := inst.setupServer(cfg, consulClient); err != nil {
 			return err
 		}
@@ -144,7 +153,7 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 	reaperCtx, stopReaper := context.WithCancel(context.Background())
 	g.add(func() error { reaper.Run(reaperCtx); return nil }, stopReaper)
 
-	if inst.server != nil { // stops late: /metrics answers throughout the shutdown
+	if inst != nil { // stops late: /metrics answers throughout the shutdown
 		changes := bus.Subscribe()
 		defer bus.Unsubscribe(changes)
 		g.add(inst.actor(changes))
@@ -163,7 +172,7 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 	}
 
 	if len(cfg.Watches) > 0 {
-		watches, err := buildWatches(cfg, consulClient, sup.jobs, firstRenders, reaper, opts.Environ, stateDir, log, inst.observeWatch)
+		watches, err := buildWatches(cfg, consulClient, sup.jobs, firstRenders, reaper, opts.Environ, stateDir, log, inst.watchHook())
 		if err != nil {
 			return err
 		}

@@ -68,7 +68,10 @@ type instruments struct {
 }
 
 // newInstruments registers pilot's own collectors in reg. The jobs'
-// collectors come with addJobs, once the jobs exist.
+// collectors come with addJobs, once the jobs exist; the Go runtime's and
+// pilot's process collectors with the actor, which runs beside the jobs'
+// start instead of before it (building the Go collector reads every
+// runtime metric's description: a cost no job should wait for).
 func newInstruments(cfg config.Config, reg *prometheus.Registry, opts Options, log *slog.Logger) *instruments {
 	var checked []string
 	for _, j := range cfg.Jobs {
@@ -85,8 +88,6 @@ func newInstruments(cfg config.Config, reg *prometheus.Registry, opts Options, l
 		exits:   telemetry.NewExits(),
 	}
 	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		telemetry.NewBuildInfo(in.version, in.commit),
 		in.health, in.watches, in.exits,
 	)
@@ -96,15 +97,31 @@ func newInstruments(cfg config.Config, reg *prometheus.Registry, opts Options, l
 	return in
 }
 
-// observeHealth is buildSpecs's health-check hook.
-func (in *instruments) observeHealth(job string, r health.Result) { in.health.Observe(job, r.Duration) }
+// healthHook is buildSpecs's health-check hook; nil without telemetry.
+func (in *instruments) healthHook() func(job string, r health.Result) {
+	if in == nil {
+		return nil
+	}
+	return func(job string, r health.Result) { in.health.Observe(job, r.Duration) }
+}
 
-// observeConsul is the Consul client's request hook.
-func (in *instruments) observeConsul(r consul.Request) { in.consul.Observe(r.Op, r.OK, r.Reached) }
+// consulHook is the Consul client's request hook; nil without telemetry.
+func (in *instruments) consulHook() func(consul.Request) {
+	if in == nil {
+		return nil
+	}
+	return func(r consul.Request) { in.consul.Observe(r.Op, r.OK, r.Reached) }
+}
 
-// observeWatch is the watches' hook, called with each set applied.
-func (in *instruments) observeWatch(watch string, instances, skipped int) {
-	in.watches.Applied(watch, instances, skipped, time.Now())
+// watchHook is the watches' hook, called with each set applied; a no-op
+// without telemetry.
+func (in *instruments) watchHook() func(watch string, instances, skipped int) {
+	if in == nil {
+		return func(string, int, int) {}
+	}
+	return func(watch string, instances, skipped int) {
+		in.watches.Applied(watch, instances, skipped, time.Now())
+	}
 }
 
 // addJobs registers the collectors that read the jobs at scrape time.
@@ -213,6 +230,12 @@ func (in *instruments) actor(changes *jobs.Subscription) (execute func() error, 
 		var wg sync.WaitGroup
 		wg.Go(func() { in.exits.Run(ctx, changes) })
 		defer wg.Wait()
+		// Collectors of names validation keeps for pilot (go_, process_):
+		// they cannot collide with the config's metrics.
+		in.reg.MustRegister(
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		)
 		ln, err := telemetry.Listen(listenCtx, in.listenAddr, in.log)
 		if err != nil { // interrupted before it could bind
 			<-ctx.Done()

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -225,8 +226,11 @@ func fromText(data any, t reflect.Type) (any, error) {
 const durationHint = "use 5s, 500ms"
 
 // durationSyntax is what time.ParseDuration reads; a string of this shape
-// that it refuses is out of range.
-var durationSyntax = regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
+// that it refuses is out of range. Compiled at first use: only an error
+// needs it.
+var durationSyntax = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
+})
 
 // maxDuration spells the longest duration, rounded down to whole hours.
 var maxDuration = fmt.Sprintf("%dh", math.MaxInt64/int64(time.Hour))
@@ -236,7 +240,7 @@ func toDuration(data any) (time.Duration, error) {
 	case string:
 		d, err := time.ParseDuration(v)
 		switch {
-		case err != nil && durationSyntax.MatchString(v):
+		case err != nil && durationSyntax().MatchString(v):
 			return 0, &typeError{fmt.Sprintf("%s is out of range (at most %s)", quote(v), maxDuration)}
 		case err != nil:
 			return 0, &typeError{fmt.Sprintf("%s is not a duration (%s)", quote(v), durationHint)}

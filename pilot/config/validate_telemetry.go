@@ -3,20 +3,22 @@ package config
 import (
 	"fmt"
 	"net"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/nodepilot/pilot/telemetry/custom"
 )
 
-// Prometheus's own name rules (metric names may hold ':', label names not;
-// label names starting with "__" are reserved).
-var (
-	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
-	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-)
+// Names are checked by Prometheus's own classic rules (model.
+// LegacyValidation: metric names may hold ':', label names not), which
+// every scraper accepts; label names starting with "__" are reserved.
+
+// reservedPrefixes are the metric name prefixes of pilot's own metrics and
+// of the Go runtime and process collectors it serves beside them.
+var reservedPrefixes = []string{"pilot_", "go_", "process_"}
 
 // reservedLabels are labels pilot itself, or Prometheus, sets.
 var reservedLabels = []string{"job", "instance", "le", "quantile"}
@@ -48,10 +50,14 @@ func (c *Config) validateTelemetry(p *problems) {
 		switch {
 		case m.Name == "":
 			p.required(path+".name", "required")
-		case !metricNameRE.MatchString(m.Name):
+		case !model.LegacyValidation.IsValidMetricName(m.Name):
 			p.add(path+".name", "%s is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)", quote(m.Name))
-		case strings.HasPrefix(m.Name, "pilot_"):
-			p.add(path+".name", "%s: the pilot_ prefix is pilot's own", quote(m.Name))
+		default:
+			for _, prefix := range reservedPrefixes {
+				if strings.HasPrefix(m.Name, prefix) {
+					p.add(path+".name", "%s: the %s prefix is pilot's own (its runtime and process metrics)", quote(m.Name), prefix)
+				}
+			}
 		}
 		if first, dup := seen[m.Name]; dup && m.Name != "" {
 			p.add(path+".name", "duplicate %s (also metrics[%d])", quote(m.Name), first)
@@ -68,7 +74,7 @@ func (c *Config) validateTelemetry(p *problems) {
 		for k, l := range m.Labels {
 			lp := fmt.Sprintf("%s.labels[%d]", path, k)
 			switch {
-			case !labelNameRE.MatchString(l) || strings.HasPrefix(l, "__"):
+			case !model.LegacyValidation.IsValidLabelName(l) || strings.HasPrefix(l, "__"):
 				p.add(lp, "%s is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", quote(l))
 			case slices.Contains(reservedLabels, l):
 				p.add(lp, "%s is reserved (%s)", quote(l), strings.Join(reservedLabels, ", "))

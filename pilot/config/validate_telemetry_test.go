@@ -40,9 +40,10 @@ func TestValidateTelemetry(t *testing.T) {
 			{Name: "hits", Type: "counter", Labels: []string{"job", "a-b", "k", "k"}},
 			{Name: "hits", Type: "gauge", Buckets: []float64{2, 1}},
 			{Type: "histogram", Buckets: []float64{1, 1}},
+			{Name: "go_goroutines", Type: "gauge"},
 		}, Jobs: plain}, []string{
 			`metrics[0].name: "1x" is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)`,
-			`metrics[1].name: "pilot_mine": the pilot_ prefix is pilot's own`,
+			`metrics[1].name: "pilot_mine": the pilot_ prefix is pilot's own (its runtime and process metrics)`,
 			`metrics[2].labels[0]: "job" is reserved (job, instance, le, quantile)`,
 			`metrics[2].labels[1]: "a-b" is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`,
 			`metrics[2].labels[3]: duplicate "k"`,
@@ -52,6 +53,7 @@ func TestValidateTelemetry(t *testing.T) {
 			`metrics[3].name: duplicate "hits" (also metrics[2])`,
 			`metrics[4].buckets[1]: 1: buckets must increase`,
 			`metrics[4].name: required`,
+			`metrics[5].name: "go_goroutines": the go_ prefix is pilot's own (its runtime and process metrics)`,
 		}},
 		{"sensor", Config{Telemetry: tel, Jobs: job(func(j *Job) { j.Sensor, j.Main = true, true })}, []string{
 			`jobs[0].sensor: declare the metrics it sets under the top-level metrics`,

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -222,7 +223,10 @@ func (p *parser) found() string {
 }
 
 // decimalRE is a decimal float: what Prometheus writes besides NaN and Inf.
-var decimalRE = regexp.MustCompile(`^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+// It is compiled at first use, not at start: most pilots read no sensor.
+var decimalRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+})
 
 // parseValue reads a float as Prometheus's text format writes one. Go's
 // ParseFloat also takes hex floats, "infinity" and digit separators;
@@ -236,7 +240,7 @@ func parseValue(text string) (float64, error) {
 	case "-inf":
 		return math.Inf(-1), nil
 	}
-	if decimalRE.MatchString(text) {
+	if decimalRE().MatchString(text) {
 		// The only error left is out of range (±Inf): refused too, as the
 		// line almost surely meant something else.
 		if v, err := strconv.ParseFloat(text, 64); err == nil {
