@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -215,17 +214,23 @@ func (r *Reaper) Sweep(ctx context.Context, grace time.Duration) (termed, killed
 }
 
 // children lists the pids whose parent is pid, from the kernel's per-thread
-// children lists; orphans can be re-parented to any thread of pilot.
+// children lists; orphans can be re-parented to any thread of pilot. It
+// runs on every SIGCHLD and at the end of every shutdown, so it reads /proc
+// with bare system calls: os.ReadFile would try to add each /proc file to
+// the poller, four wasted calls per file and per thread.
 func children(pid int) []int {
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	taskDir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tasks, err := readDirNames(taskDir)
 	if err != nil {
 		return nil
 	}
 	var pids []int
+	buf := make([]byte, 512)
 	for _, t := range tasks {
-		data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", t.Name(), "children"))
-		if errors.Is(err, os.ErrNotExist) {
-			return childrenFromStat(pid) // kernel without CONFIG_PROC_CHILDREN
+		var data []byte
+		data, buf, err = readProcFile(taskDir+t+"/children", buf)
+		if errors.Is(err, unix.ENOENT) {
+			return childrenFromStat(pid) // kernel without CONFIG_PROC_CHILDREN, or a thread gone
 		}
 		for _, f := range bytes.Fields(data) {
 			if n, err := strconv.Atoi(string(f)); err == nil {
@@ -234,6 +239,54 @@ func children(pid int) []int {
 		}
 	}
 	return pids
+}
+
+// readDirNames lists a directory's entries, but . and ..
+func readDirNames(dir string) ([]string, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var names []string
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.ReadDirent(fd, buf)
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+}
+
+// readProcFile reads a whole /proc file into buf, growing it as needed,
+// and returns the content and the buffer for the next read.
+func readProcFile(path string, buf []byte) ([]byte, []byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, buf, err
+	}
+	defer unix.Close(fd)
+	n := 0
+	for {
+		if n == len(buf) {
+			buf = append(buf, make([]byte, max(len(buf), 512))...)
+		}
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, buf, err
+		}
+		if m == 0 {
+			return buf[:n], buf, nil
+		}
+		n += m
+	}
 }
 
 func childrenFromStat(pid int) []int {
@@ -275,30 +328,31 @@ type proc struct {
 }
 
 func processTable() []proc {
-	entries, err := os.ReadDir("/proc")
+	names, err := readDirNames("/proc")
 	if err != nil {
 		return nil
 	}
 	var table []proc
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
+	buf := make([]byte, 512)
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
 		if err != nil {
 			continue
 		}
-		if p, ok := readStat(pid); ok {
+		var data []byte
+		if data, buf, err = readProcFile("/proc/"+name+"/stat", buf); err != nil {
+			continue // gone meanwhile
+		}
+		if p, ok := parseStat(pid, data); ok {
 			table = append(table, p)
 		}
 	}
 	return table
 }
 
-// readStat parses "pid (comm) S ppid …"; comm may hold spaces and parentheses,
+// parseStat parses "pid (comm) S ppid …"; comm may hold spaces and parentheses,
 // so the fields are taken after the last ')'.
-func readStat(pid int) (proc, bool) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return proc{}, false
-	}
+func parseStat(pid int, data []byte) (proc, bool) {
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
 		return proc{}, false

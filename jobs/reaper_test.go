@@ -1,14 +1,19 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The reaper collects orphans re-parented to this process while commands
@@ -65,7 +70,11 @@ func TestReaperKeepsOwnExitStatuses(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for _, pid := range children(r.self) {
-		if st, ok := readStat(pid); ok && st.state == 'Z' {
+		data, _, err := readProcFile(fmt.Sprintf("/proc/%d/stat", pid), nil)
+		if err != nil {
+			continue // reaped since
+		}
+		if st, ok := parseStat(pid, data); ok && st.state == 'Z' {
 			t.Fatalf("zombie %d left", pid)
 		}
 	}
@@ -88,5 +97,28 @@ func TestClassifyStartError(t *testing.T) {
 		if st.Code != c.code || transient != c.transient {
 			t.Errorf("%v: got %d transient=%v", c.err, st.Code, transient)
 		}
+	}
+}
+
+// readProcFile reads a whole file whatever buffer it starts with, growing
+// it past a /proc file's first read.
+func TestReadProcFile(t *testing.T) {
+	want, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, buf := range [][]byte{nil, make([]byte, 7), make([]byte, 64<<10)} {
+		got, _, err := readProcFile("/proc/self/status", buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The status of this process changes between reads only in its
+		// counters; the first line (Name) and the length's order do not.
+		if len(got) < len(want)/2 || !bytes.HasPrefix(got, want[:bytes.IndexByte(want, '\n')]) {
+			t.Errorf("with a %d-byte buffer: read %d bytes %.40q, want about %d", len(buf), len(got), got, len(want))
+		}
+	}
+	if _, _, err := readProcFile("/proc/self/no-such-file", nil); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("missing file: %v, want ENOENT", err)
 	}
 }
