@@ -6,14 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"slices"
-	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/nodepilot/pilot/jobs"
 	"github.com/nodepilot/pilot/jobs/output"
@@ -119,12 +114,11 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 		Stderr: opts.Stderr,
 	}
 	sup := &supervisor{
-		log:          log,
-		bus:          bus,
-		reaper:       reaper,
-		services:     svcs,
-		stopTimeout:  cfg.StopTimeout,
-		stopRequests: make(chan syscall.Signal, 1),
+		log:         log,
+		bus:         bus,
+		reaper:      reaper,
+		services:    svcs,
+		stopTimeout: cfg.StopTimeout,
 	}
 	for _, spec := range specs {
 		if spec.Main {
@@ -138,6 +132,7 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 		sup.jobs = append(sup.jobs, j)
 	}
 	setNodeJobs(sup.jobs)
+	sup.signals = listenSignals(log, sup.jobs)
 	if inst != nil { // bound by its actor, which retries while the port is taken
 		if err := inst.addJobs(sup.jobs, svcs); err != nil {
 			return err
@@ -187,9 +182,6 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 		}, stopWatches)
 	}
 
-	signalsCtx, stopSignals := context.WithCancel(context.Background())
-	g.add(func() error { handleSignals(signalsCtx, log, sup); return nil }, stopSignals)
-
 	code := 0
 	supCtx, stopSup := context.WithCancel(ctx)
 	defer stopSup()
@@ -206,74 +198,3 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 }
 
 var errSupervisorDone = errors.New("supervisor done")
-
-// forwardable are the signals a job may ask to receive (forwardSignals).
-var forwardable = []os.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGALRM}
-
-// handleSignals turns the signals pilot receives into actions: TERM and INT
-// start the shutdown; the forwardable ones go to the jobs that asked for
-// them. TTIN, TTOU and TSTP are caught, not ignored, so that pilot is never
-// stopped by them while its children still start with default dispositions;
-// SIGPIPE likewise, so that a closed log pipe costs log lines, not pilot.
-// A signal pilot inherited as ignored (SIGHUP under nohup, SIGINT in a
-// background shell job) stays ignored, so its children inherit it ignored
-// too, as under tini; pilot says so once, at start, for each such signal it
-// would otherwise act on, since `kill` would then seem to do nothing.
-// Every signal and what pilot made of it is logged (job control and
-// SIGPIPE at debug), so that tests and users can see each decision.
-func handleSignals(ctx context.Context, log *slog.Logger, sup *supervisor) {
-	sigs := make(chan os.Signal, 16)
-	var wanted []os.Signal
-	var ignored []string
-	for _, s := range append([]os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGTSTP, syscall.SIGPIPE}, forwardable...) {
-		switch sig := s.(syscall.Signal); {
-		case !signal.Ignored(s):
-			wanted = append(wanted, s)
-		case sig == syscall.SIGTERM || sig == syscall.SIGINT || forwardedByAny(sup.jobs, sig):
-			ignored = append(ignored, unix.SignalName(sig))
-		}
-	}
-	if len(ignored) > 0 {
-		log.Warn("pilot was started with these signals ignored and leaves them so: it will not act on them, and its jobs inherit them ignored",
-			"signals", strings.Join(ignored, ","))
-	}
-	signal.Notify(sigs, wanted...)
-	defer signal.Stop(sigs)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case s := <-sigs:
-			sig := s.(syscall.Signal)
-			switch sig {
-			case syscall.SIGTERM, syscall.SIGINT:
-				log.Info("received signal", "signal", sig)
-				select {
-				case sup.stopRequests <- sig:
-				case <-ctx.Done():
-					return
-				}
-			case syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGTSTP, syscall.SIGPIPE:
-				log.Debug("ignoring signal", "signal", sig)
-			default:
-				forwarded := false
-				for _, j := range sup.jobs {
-					if slices.Contains(j.Spec().Forward, sig) {
-						j.Forward(sig)
-						forwarded = true
-					}
-				}
-				log.Info("received signal", "signal", sig, "forwarded", forwarded)
-			}
-		}
-	}
-}
-
-func forwardedByAny(js []*jobs.Job, sig syscall.Signal) bool {
-	for _, j := range js {
-		if slices.Contains(j.Spec().Forward, sig) {
-			return true
-		}
-	}
-	return false
-}

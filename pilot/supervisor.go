@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -21,8 +22,10 @@ type supervisor struct {
 	reaper      *jobs.Reaper
 	services    services
 	stopTimeout time.Duration
-	// stopRequests carries TERM or INT from the signal actor.
-	stopRequests chan syscall.Signal
+	// signals delivers the signals pilot acts on (listenSignals): the
+	// supervisor's own loop turns TERM and INT into the shutdown, with no
+	// goroutine between the signal and the stop.
+	signals <-chan os.Signal
 }
 
 // sweepGrace is how long leftover processes get between SIGTERM and SIGKILL
@@ -49,7 +52,13 @@ func (s *supervisor) run(ctx context.Context) int {
 	reason := ""
 	for reason == "" {
 		select {
-		case sig := <-s.stopRequests:
+		case received := <-s.signals:
+			sig := received.(syscall.Signal)
+			if !stopsPilot(sig) {
+				s.onSignal(sig)
+				continue
+			}
+			s.log.Info("received signal", "signal", sig)
 			trigger, reason = sig, "signal "+sig.String()
 		case <-ctx.Done():
 			reason = "context cancelled"
@@ -127,11 +136,15 @@ func (s *supervisor) shutdown(sig syscall.Signal, reason string) {
 	defer cancel()
 	s.reaper.CloseJobStarts()
 	s.log.Info("shutdown: begin", "reason", reason, "stopTimeout", s.stopTimeout)
-	go func() { // drain further requests so the signal actor never blocks
+	go func() { // signals keep working during the shutdown, but for a second stop
 		for {
 			select {
-			case <-s.stopRequests:
-				s.log.Info("shutdown already under way; signal ignored")
+			case received := <-s.signals:
+				if sig := received.(syscall.Signal); stopsPilot(sig) {
+					s.log.Info("shutdown already under way; signal ignored", "signal", sig)
+				} else {
+					s.onSignal(sig)
+				}
 			case <-ctx.Done():
 				return
 			}

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,7 +76,7 @@ func TestNothingStartsAfterShutdownBegins(t *testing.T) {
 		side := jobs.New(jobs.Spec{Name: "side", Argv: []string{"sleep", "30"}, Env: os.Environ(), Output: output.Raw,
 			Policy: jobs.Policy{StopTimeout: time.Second}}, deps)
 		s := &supervisor{log: log, jobs: []*jobs.Job{main, side}, main: main, bus: bus, reaper: reaper,
-			stopTimeout: 5 * time.Second, stopRequests: make(chan syscall.Signal, 1)}
+			stopTimeout: 5 * time.Second, signals: make(chan os.Signal)}
 		if code := s.run(t.Context()); code != 127 {
 			t.Fatalf("round %d: exit %d, want 127", round, code)
 		}
