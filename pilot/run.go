@@ -132,7 +132,9 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 		sup.jobs = append(sup.jobs, j)
 	}
 	setNodeJobs(sup.jobs)
-	sup.signals = listenSignals(log, sup.jobs)
+	var signalsReady func()
+	sup.signals, signalsReady = listenSignals(log, sup.jobs)
+	defer signalsReady() // no registration outlives Run
 	if inst != nil { // bound by its actor, which retries while the port is taken
 		if err := inst.addJobs(sup.jobs, svcs); err != nil {
 			return err

@@ -27,17 +27,23 @@ var jobControl = []syscall.Signal{syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGT
 // job) stays ignored, so its children inherit it ignored too, as under
 // tini; pilot warns once of those it would otherwise act on.
 //
-// The delivery lasts as long as the process: Run is called once per
-// process, and signal.Stop would cost two thread handoffs per signal on
-// the way out (a third of a millisecond of pilot's exit).
-func listenSignals(log *slog.Logger, js []*jobs.Job) <-chan os.Signal {
-	var wanted []os.Signal
+// signal.Notify costs two thread handoffs per signal (about a millisecond
+// for all of them here), so only TERM and INT, which a `docker stop` may
+// send at any moment, are registered before it returns, ahead of the first
+// job's start; the rest are registered beside that start, and the returned
+// function waits for them. The delivery lasts as long as the process: Run
+// is called once per process, and signal.Stop would cost as much again on
+// the way out.
+func listenSignals(log *slog.Logger, js []*jobs.Job) (<-chan os.Signal, func()) {
+	var stops, others []os.Signal
 	var ignored []string
 	for _, sig := range slices.Concat([]syscall.Signal{syscall.SIGTERM, syscall.SIGINT}, jobControl, forwardable) {
 		switch {
+		case !signal.Ignored(sig) && stopsPilot(sig):
+			stops = append(stops, sig)
 		case !signal.Ignored(sig):
-			wanted = append(wanted, sig)
-		case sig == syscall.SIGTERM || sig == syscall.SIGINT || forwardedByAny(js, sig):
+			others = append(others, sig)
+		case stopsPilot(sig) || forwardedByAny(js, sig):
 			ignored = append(ignored, unix.SignalName(sig))
 		}
 	}
@@ -46,8 +52,13 @@ func listenSignals(log *slog.Logger, js []*jobs.Job) <-chan os.Signal {
 			"signals", strings.Join(ignored, ","))
 	}
 	c := make(chan os.Signal, 16)
-	signal.Notify(c, wanted...)
-	return c
+	signal.Notify(c, stops...)
+	registered := make(chan struct{})
+	go func() {
+		defer close(registered)
+		signal.Notify(c, others...)
+	}()
+	return c, func() { <-registered }
 }
 
 // onSignal acts on a signal other than TERM and INT: a forwardable one goes
