@@ -4,6 +4,7 @@
 #
 #   sudo test/bench/run.sh                 # pilot from ./bin/pilot (repo root)
 #   PILOT=/tmp/pilot test/bench/run.sh -n 21 --strict
+#   PILOT_BEFORE=/tmp/pilot-old test/bench/run.sh   # two builds side by side
 #
 # Installs what it needs: tini and dumb-init (apt), pm2 (npm, pinned, into
 # test/bench/.cache). Extra arguments go to the harness (see --help).
@@ -63,6 +64,11 @@ if ! [ -x "$PILOT" ]; then
 	echo "run.sh: (build it with: make build, or go build -o bin/pilot ./cmd/pilot)" >&2
 fi
 
+before=()
+if [ -n "${PILOT_BEFORE:-}" ]; then
+	before=(--pilot-before "$PILOT_BEFORE")
+fi
+
 json=${BENCH_JSON:-$here/results/bench-$(date -u +%Y%m%dT%H%M%SZ).json}
 mkdir -p "$(dirname "$json")"
 exec "$cache/bench" \
@@ -74,4 +80,5 @@ exec "$cache/bench" \
 	--node "$(command -v node)" \
 	--json "$json" \
 	--quiet-wait 60s \
+	"${before[@]}" \
 	"$@"

@@ -56,6 +56,7 @@ func harnessErr(format string, a ...any) int {
 func run() int {
 	var (
 		pilot    = flag.String("pilot", "", "pilot binary (column skipped if missing)")
+		before   = flag.String("pilot-before", "", "another pilot build (an earlier commit), measured beside --pilot as the column pilot-before")
 		tini     = flag.String("tini", "/usr/bin/tini", "tini binary (required)")
 		dumb     = flag.String("dumb-init", "/usr/bin/dumb-init", "dumb-init binary (column skipped if missing)")
 		goFloor  = flag.String("go-floor", "", "the minimal Go PID 1 of test/bench/gofloor (column skipped if missing)")
@@ -134,18 +135,12 @@ func run() int {
 			add(&Sup{Name: "go-floor", Path: *goFloor, Skip: "no --go-floor binary (go build ./test/bench/gofloor)"})
 		}
 	}
+	if *before != "" {
+		want["pilot-before"] = true
+		add(pilotSup("pilot-before", *before))
+	}
 	if want["pilot"] {
-		s := &Sup{Name: "pilot", Path: *pilot}
-		if *pilot == "" {
-			s.Skip = "no --pilot given"
-		} else if p, err := filepath.Abs(*pilot); err != nil {
-			s.Skip = err.Error()
-		} else if fi, err := os.Stat(p); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-			s.Skip = "binary not found at " + p + " (build it: go build -o bin/pilot ./cmd/pilot)"
-		} else {
-			s.Path, s.Version, s.SHA256 = p, version(p, "--version"), fileSHA256(p)
-		}
-		add(s)
+		add(pilotSup("pilot", *pilot))
 	}
 	if want["pm2-runtime"] {
 		p := *pm2
@@ -295,6 +290,25 @@ func readFirst(p string) string {
 }
 
 // version runs BIN --version (outside any namespace) and keeps a version-ish token.
+// pilotSup is a pilot column: the binary at path, its version from
+// `pilot version` (every build has it).
+func pilotSup(name, path string) *Sup {
+	s := &Sup{Name: name, Path: path}
+	if path == "" {
+		s.Skip = "no --pilot given"
+	} else if p, err := filepath.Abs(path); err != nil {
+		s.Skip = err.Error()
+	} else if fi, err := os.Stat(p); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		s.Skip = "binary not found at " + p + " (build it: go build -o bin/pilot ./cmd/pilot)"
+	} else {
+		s.Path, s.SHA256 = p, fileSHA256(p)
+		if f := strings.Fields(cmdOut(p, "version")); len(f) >= 2 {
+			s.Version = f[1]
+		}
+	}
+	return s
+}
+
 func version(bin, flag string) string {
 	out := strings.TrimSpace(cmdOut(bin, flag))
 	if i := strings.IndexByte(out, '\n'); i >= 0 {

@@ -226,6 +226,9 @@ func (b *Bench) table() string {
 		hdr = append(hdr, b.colName(s))
 	}
 	hdr = append(hdr, "pilot/tini", "pilot/go-floor", "pilot/pm2")
+	if b.sup("pilot-before") != nil {
+		hdr = append(hdr, "pilot/pilot-before")
+	}
 	sb.WriteString("| " + strings.Join(hdr, " | ") + " |\n")
 	sb.WriteString(strings.Repeat("|---", len(hdr)) + "|\n")
 	for _, r := range rows {
@@ -247,6 +250,9 @@ func (b *Bench) table() string {
 			cells = append(cells, b.cell(r, s))
 		}
 		cells = append(cells, b.ratio(r, "tini"), b.ratio(r, "go-floor"), b.ratio(r, "pm2-runtime"))
+		if b.sup("pilot-before") != nil {
+			cells = append(cells, b.ratio(r, "pilot-before"))
+		}
 		sb.WriteString("| " + strings.Join(cells, " | ") + " |\n")
 	}
 	m := b.res.Meta

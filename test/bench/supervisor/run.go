@@ -99,7 +99,7 @@ func (b *Bench) argv(sup *Sup, c Child, dir string) ([]string, []string, error) 
 	switch sup.Name {
 	case "none":
 		return c.Argv, env, nil
-	case "tini", "dumb-init", "go-floor", "pilot":
+	case "tini", "dumb-init", "go-floor", "pilot-before", "pilot":
 		return append([]string{sup.Path, "--"}, c.Argv...), env, nil
 	case "pm2-runtime":
 		app := map[string]any{
