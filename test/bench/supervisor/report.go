@@ -353,10 +353,14 @@ func (b *Bench) targets() (ts []Target, missed bool) {
 	}
 	if sm := b.summary(mOrphansReap, "pilot"); sm.total > 0 {
 		p, ok := sm.med()
+		// The time is mostly the 1,000 processes' own exits, which this
+		// machine's load sets (80 ms to 600 ms seen, for tini alike): the
+		// aim is tini's, with a tenth for the noise of one run.
+		t, tok := b.medOf(mOrphansReap, "tini")
 		if sm.never > 0 {
-			add("1,000 orphans reaped ≤ 200 ms", "FAIL", fmt.Sprintf("%d of %d runs never finished reaping", sm.never, sm.total))
+			add("1,000 orphans reaped ≤ 1.1× tini", "FAIL", fmt.Sprintf("%d of %d runs never finished reaping", sm.never, sm.total))
 		} else {
-			cmp("1,000 orphans reaped ≤ 200 ms", p, ok, 200, true, "ms, median")
+			cmp("1,000 orphans reaped ≤ 1.1× tini", p, ok, 1.1*t, tok, "1.1 × tini "+fmtNum(t)+" ms")
 		}
 		z := b.summary(mOrphansZombies, "pilot")
 		switch {
