@@ -417,8 +417,11 @@ func (l *loop) spawn() event {
 		case <-wait.C:
 		}
 		wait.Stop()
-		j.log.Log(context.Background(), j.runLevel(status.Success()), "exited",
-			"pid", p.pid, "code", status.Code, "signal", status.Signal, "uptime", uptime)
+		attrs := []any{"pid", p.pid, "code", status.Code}
+		if status.Signal != 0 {
+			attrs = append(attrs, "signal", syscall.Signal(status.Signal)) // by name in pilot's log
+		}
+		j.log.Log(context.Background(), j.runLevel(status.Success()), "exited", append(attrs, "uptime", uptime)...)
 		l.exits <- evExited{Status: status, Uptime: uptime, Jitter: rand.Float64()}
 		<-drained
 	}()

@@ -135,7 +135,9 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 	var signalsReady func()
 	sup.signals, signalsReady = listenSignals(log, sup.jobs)
 	defer signalsReady() // no registration outlives Run
-	if inst != nil { // bound by its actor, which retries while the port is taken
+	// The telemetry server is bound by its actor, which retries while the
+	// port is taken.
+	if inst != nil {
 		if err := inst.addJobs(sup.jobs, svcs); err != nil {
 			return err
 		}

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nodepilot/pilot/jobs"
 )
 
@@ -59,7 +61,7 @@ func (s *supervisor) run(ctx context.Context) int {
 				continue
 			}
 			s.log.Info("received signal", "signal", sig)
-			trigger, reason = sig, "signal "+sig.String()
+			trigger, reason = sig, "signal "+unix.SignalName(sig)
 		case <-ctx.Done():
 			reason = "context cancelled"
 		case <-changes.Ready():
