@@ -31,25 +31,6 @@ func TestJobsFailedOnlyWhenFinal(t *testing.T) {
 	p.errLog.waitLine(t, time.Second, `level=ERROR msg="giving up: restart limit reached".* job=flaky`)
 }
 
-// Issue 10 item 22: when the main job can never start, the shutdown's
-// reason says why.
-func TestJobsReasonForAMainJobThatNeverStarts(t *testing.T) {
-	t.Parallel()
-	cfg := writeConfig(t, `jobs:
-  - name: migrate
-    shell: exit 5
-  - name: app
-    main: true
-    after: [{job: migrate, state: succeeded}]
-    shell: echo app
-`)
-	p := startPilot(t, pilotOpts{}, "run", "--config", cfg)
-	if code := p.wait(10 * time.Second); code != 1 {
-		t.Fatalf("exit %d, want 1", code)
-	}
-	p.errLog.waitLine(t, time.Second, `msg="shutdown: begin".* reason="main job app will never start: dependency migrate failed"`)
-}
-
 // Issue 10 item 22: a prefixed job's "exited" line follows its last line;
 // pilot's log and the job's stderr share one stream. The job writes 200 KB
 // at once, so its output is still on its way when it exits.

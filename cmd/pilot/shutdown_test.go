@@ -456,6 +456,8 @@ func TestDependencies(t *testing.T) {
 			t.Fatal("app ran")
 		}
 		p.errLog.waitLine(t, time.Second, `will never start.*dependency="migrate succeeded"`)
+		// Issue 10 item 22: the shutdown's reason says why.
+		p.errLog.waitLine(t, time.Second, `msg="shutdown: begin".* reason="main job app will never start: dependency migrate failed"`)
 	})
 }
 
