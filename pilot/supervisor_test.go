@@ -1,17 +1,16 @@
 package pilot
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nodepilot/pilot/jobs"
 	"github.com/nodepilot/pilot/jobs/output"
+	"github.com/nodepilot/pilot/test/toolbin"
 )
 
 func TestStopOrderDependantsFirst(t *testing.T) {
@@ -40,31 +39,13 @@ func TestStopOrderDependantsFirst(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination the test reads while jobs still write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Issue 10 item 3: a main job that cannot start ends pilot while a side job
 // is starting; nothing may start once "shutdown: begin" is logged. The race
 // is narrow, so it runs many times.
 func TestNothingStartsAfterShutdownBegins(t *testing.T) {
 	const rounds = 50
 	for round := range rounds {
-		var out lockedBuffer
+		var out toolbin.LockedBuffer
 		log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		// The reaper's gate is closed by each shutdown: one per round.
 		reaper := jobs.NewReaper(log)
