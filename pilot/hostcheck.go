@@ -103,25 +103,22 @@ func (h *host) checkUser(path, spec string) {
 	}
 }
 
-func (h *host) checkDir(path, dir string) {
-	fi, err := os.Stat(dir)
-	switch {
-	case err != nil:
-		h.add(path, "%s: %v", dir, pathError(err))
-	case !fi.IsDir():
-		h.add(path, "%s is not a directory", dir)
-	}
-}
+func (h *host) checkDir(path, dir string) { h.checkDirectory(path, dir, "%s: %v") }
 
 // checkDestDir checks that a rendered file's directory exists: pilot
 // writes the file there (through a temporary file beside it) but does not
 // create directories.
 func (h *host) checkDestDir(path, dest string) {
-	dir := filepath.Dir(dest)
+	h.checkDirectory(path, filepath.Dir(dest), "directory %s: %v (pilot writes the file but does not create its directory)")
+}
+
+// checkDirectory reports dir missing, unreadable or not a directory;
+// missing formats the first two problems from dir and the error.
+func (h *host) checkDirectory(path, dir, missing string) {
 	fi, err := os.Stat(dir)
 	switch {
 	case err != nil:
-		h.add(path, "directory %s: %v (pilot writes the file but does not create its directory)", dir, pathError(err))
+		h.add(path, missing, dir, pathError(err))
 	case !fi.IsDir():
 		h.add(path, "%s is not a directory", dir)
 	}
