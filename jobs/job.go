@@ -406,17 +406,22 @@ func (l *loop) spawn() event {
 		// The exit line comes after the run's last output line, but a
 		// descendant holding the output open must not hold up the exit:
 		// after exitLogWait it is reported anyway, and the output drains on.
+		// Raw output has nothing to drain.
 		drained := make(chan struct{})
-		go func() {
-			defer close(drained)
-			p.finishOutput()
-		}()
-		wait := time.NewTimer(exitLogWait)
-		select {
-		case <-drained:
-		case <-wait.C:
+		if p.finishOutput == nil {
+			close(drained)
+		} else {
+			go func() {
+				defer close(drained)
+				p.finishOutput()
+			}()
+			wait := time.NewTimer(exitLogWait)
+			select {
+			case <-drained:
+			case <-wait.C:
+			}
+			wait.Stop()
 		}
-		wait.Stop()
 		attrs := []any{"pid", p.pid, "code", status.Code}
 		if status.Signal != 0 {
 			attrs = append(attrs, "signal", syscall.Signal(status.Signal)) // by name in pilot's log

@@ -25,7 +25,8 @@ type process struct {
 	pid     int
 	pgid    int
 	started time.Time
-	// finishOutput waits (bounded) for the output pipes to drain.
+	// finishOutput waits (bounded) for the output pipes to drain; nil
+	// when both streams are raw, with no pipe.
 	finishOutput func()
 }
 
@@ -86,12 +87,9 @@ func (j *Job) start(started func(pid int)) (*process, error) {
 	stdout.Started()
 	stderr.Started()
 	pid := cmd.Process.Pid
-	return &process{
-		cmd:     cmd,
-		pid:     pid,
-		pgid:    pid,
-		started: startedAt,
-		finishOutput: func() {
+	p := &process{cmd: cmd, pid: pid, pgid: pid, started: startedAt}
+	if stdout.Copied() || stderr.Copied() {
+		p.finishOutput = func() {
 			var wg sync.WaitGroup
 			for _, a := range []*output.Attachment{stdout, stderr} {
 				wg.Go(func() {
@@ -104,8 +102,9 @@ func (j *Job) start(started func(pid int)) (*process, error) {
 			if n := stdout.Dropped(); n > 0 && j.spec.StdoutLines != nil {
 				j.log.Warn("lines of the job's stdout were dropped: pilot could not keep up", "dropped", n)
 			}
-		},
-	}, nil
+		}
+	}
+	return p, nil
 }
 
 // attachStdout gives the run's stdout to Spec.StdoutLines when set, else to

@@ -134,7 +134,7 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 	setNodeJobs(sup.jobs)
 	var signalsReady func()
 	sup.signals, signalsReady = listenSignals(log, sup.jobs)
-	defer signalsReady() // no registration outlives Run
+	defer signalsReady() // the registering goroutine ends before Run returns
 	// The telemetry server is bound by its actor, which retries while the
 	// port is taken.
 	if inst != nil {

@@ -11,10 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/pilot/config"
 )
-
-// forwardable are the signals a job may ask to receive (forwardSignals).
-var forwardable = []syscall.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGALRM}
 
 // jobControl are caught and dropped, not ignored: pilot is never stopped by
 // them while its children still start with default dispositions; SIGPIPE
@@ -22,7 +20,8 @@ var forwardable = []syscall.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGU
 var jobControl = []syscall.Signal{syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGTSTP, syscall.SIGPIPE}
 
 // listenSignals starts the delivery of the signals pilot acts on: TERM and
-// INT (the shutdown), the forwardable ones and job control. A signal pilot
+// INT (the shutdown), the forwardable ones (config.Forwardable) and job
+// control. A signal pilot
 // inherited as ignored (SIGHUP under nohup, SIGINT in a background shell
 // job) stays ignored, so its children inherit it ignored too, as under
 // tini; pilot warns once of those it would otherwise act on.
@@ -37,7 +36,7 @@ var jobControl = []syscall.Signal{syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGT
 func listenSignals(log *slog.Logger, js []*jobs.Job) (<-chan os.Signal, func()) {
 	var stops, others []os.Signal
 	var ignored []string
-	for _, sig := range slices.Concat([]syscall.Signal{syscall.SIGTERM, syscall.SIGINT}, jobControl, forwardable) {
+	for _, sig := range slices.Concat([]syscall.Signal{syscall.SIGTERM, syscall.SIGINT}, jobControl, config.Forwardable) {
 		switch {
 		case !signal.Ignored(sig) && stopsPilot(sig):
 			stops = append(stops, sig)

@@ -244,20 +244,20 @@ func (w *watch) debounce(ctx context.Context, updates <-chan discovery.Snapshot,
 func (w *watch) apply(ctx context.Context, s discovery.Snapshot) {
 	s, skipped := render.Routable(s)
 	w.logSkipped(skipped)
+	attrs := []any{"instances", len(s.Instances)}
 	if len(skipped) > 0 {
-		w.log.Info("watch: instances changed", "instances", len(s.Instances), "skipped", len(skipped))
-	} else {
-		w.log.Info("watch: instances changed", "instances", len(s.Instances))
+		attrs = append(attrs, "skipped", len(skipped))
 	}
+	w.log.Info("watch: instances changed", attrs...)
 	w.runJob(s)
 	changed := false
 	if r := w.cfg.OnChange.Render; r != nil {
 		var content []byte
 		var err error
 		switch r.Format {
-		case "nginx":
+		case config.RenderNGINX:
 			content, err = render.NGINX(s, render.NGINXOptions{Name: r.Name})
-		case "traefik":
+		case config.RenderTraefik:
 			content, err = render.Traefik(s, render.TraefikOptions{Name: r.Name})
 		}
 		changed = w.write(r.Dest, content, err) || changed

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nodepilot/pilot/pilot/config"
 )
 
 // The test binary plays two more roles besides running tests: pilot itself
@@ -142,3 +144,6 @@ func signalsLoop(sigs chan os.Signal, args []string) int {
 	}
 	return 0
 }
+
+// signalName is sig as pilot's log names it (SIGTERM).
+func signalName(sig syscall.Signal) string { return config.Signal(sig).String() }

@@ -17,8 +17,6 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nodepilot/pilot/jobs/output"
 	"github.com/nodepilot/pilot/pilot"
 	"github.com/nodepilot/pilot/pilot/config"
@@ -315,14 +313,22 @@ func parseCommand(name string, args []string, path string, given bool) (invocati
 // -s and -g: pilot always becomes a subreaper and signals the process group)
 // or that it can honour (-v, -e) are accepted.
 var refusedFlags = map[string]string{
+	"c":            singleChildRefused("-c"),
+	"single-child": singleChildRefused("--single-child"),
+	"r":            rewriteRefused("-r"),
+	"rewrite":      rewriteRefused("--rewrite"),
 	"p":            "-p (tini: a signal for pilot when its parent dies) is not supported: run pilot as the container's PID 1, or have its parent stop it with SIGTERM",
 	"w":            "-w (tini: a warning for each reaped zombie) is not supported: pilot counts the orphans it reaps (orphansReaped, in its exit line, shown with -v); drop -w",
 	"l":            "-l (tini: print tini's license) has no pilot equivalent; drop it",
 	"R":            "-R (tini: respawn) is not supported in pilot --: write a config file with restart: {policy: always} (or on-failure) and run pilot run --config FILE",
-	"c":            "-c (dumb-init: signal only the command, not its group) is not supported: pilot signals the command's whole process group, as dumb-init does by default; drop -c",
-	"single-child": "--single-child (dumb-init: signal only the command, not its group) is not supported: pilot signals the command's whole process group, as dumb-init does by default; drop --single-child",
-	"r":            "-r (dumb-init: rewrite a signal) is not supported: to stop the command with another signal, write a config file with stopSignal and run pilot run --config FILE",
-	"rewrite":      "--rewrite (dumb-init: rewrite a signal) is not supported: to stop the command with another signal, write a config file with stopSignal and run pilot run --config FILE",
+}
+
+func singleChildRefused(flag string) string {
+	return flag + " (dumb-init: signal only the command, not its group) is not supported: pilot signals the command's whole process group, as dumb-init does by default; drop " + flag
+}
+
+func rewriteRefused(flag string) string {
+	return flag + " (dumb-init: rewrite a signal) is not supported: to stop the command with another signal, write a config file with stopSignal and run pilot run --config FILE"
 }
 
 // parseCompatFlags reads the flags of `pilot [FLAGS] -- CMD`: tini's and
@@ -637,27 +643,17 @@ func readableAttr(_ []string, a slog.Attr) slog.Attr {
 		a.Value = slog.StringValue(a.Value.Duration().String())
 	case slog.KindAny:
 		if sig, ok := a.Value.Any().(syscall.Signal); ok {
-			a.Value = slog.StringValue(signalName(sig))
+			a.Value = slog.StringValue(config.Signal(sig).String())
 		}
 	}
 	return a
 }
 
-func signalName(sig syscall.Signal) string {
-	if name := unix.SignalName(sig); name != "" {
-		return name
-	}
-	return strconv.Itoa(int(sig))
-}
-
+// envLookup is lookupIn for a caller to whom unset and empty are the same.
 func envLookup(environ []string) func(string) string {
+	lookup := lookupIn(environ)
 	return func(key string) string {
-		v := ""
-		for _, kv := range environ {
-			if k, val, ok := strings.Cut(kv, "="); ok && k == key {
-				v = val
-			}
-		}
+		v, _ := lookup(key)
 		return v
 	}
 }

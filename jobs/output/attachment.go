@@ -120,6 +120,11 @@ func (a *Attachment) Finish(timeout time.Duration) error {
 	}
 }
 
+// Copied reports whether pilot copies this stream through a pipe (prefixed,
+// JSON, lines); a raw child writes to pilot's own descriptor, and Finish
+// has nothing to wait for.
+func (a *Attachment) Copied() bool { return a.pipe != nil }
+
 // Dropped is the number of records lost so far — lines, or pieces of lines
 // over the line cap — because the sink was too slow or failing. It is safe
 // to call at any time.

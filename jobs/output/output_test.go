@@ -605,3 +605,17 @@ func BenchmarkPrefixed(b *testing.B) {
 	b.ReportMetric(float64(blocks*linesPerBlock)/time.Since(start).Seconds(), "lines/s")
 	b.ReportMetric(float64(a.Dropped()), "dropped")
 }
+
+// Only a stream pilot reads through a pipe has anything to finish.
+func TestCopied(t *testing.T) {
+	for mode, want := range map[Mode]bool{Raw: false, Prefixed: true, JSON: true} {
+		a, err := NewSink(os.Stdout).Attach(mode, "app", "stdout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.Copied(); got != want {
+			t.Errorf("%s: Copied() = %v, want %v", mode, got, want)
+		}
+		a.Abort()
+	}
+}

@@ -22,17 +22,16 @@ func ParseSignal(name string) (syscall.Signal, error) {
 	return 0, fmt.Errorf("unknown signal %q", name)
 }
 
-// forwardableSignals names, for messages, the signals a job may ask pilot
-// to pass on; forwardable decides.
-const forwardableSignals = "SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGWINCH, SIGALRM"
+// Forwardable are the signals a job may ask pilot to pass on to its group
+// (forwardSignals). TERM and INT are not among them: they start pilot's
+// ordered shutdown; CHLD is pilot's own.
+var Forwardable = []syscall.Signal{unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2, unix.SIGQUIT, unix.SIGWINCH, unix.SIGALRM}
 
-// forwardable reports whether pilot may pass sig on to a job. TERM and INT
-// are not forwarded but start pilot's ordered shutdown; CHLD is pilot's own.
-func forwardable(sig syscall.Signal) bool {
-	switch sig {
-	case unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2, unix.SIGQUIT, unix.SIGWINCH, unix.SIGALRM:
-		return true
-	default:
-		return false
+// forwardableSignals names the Forwardable signals, for messages.
+func forwardableSignals() string {
+	names := make([]string, len(Forwardable))
+	for i, sig := range Forwardable {
+		names[i] = unix.SignalName(sig)
 	}
+	return strings.Join(names, ", ")
 }

@@ -260,8 +260,8 @@ func validateForwardSignals(p *problems, path string, signals []Signal) {
 		if sig == 0 {
 			continue // not decoded, and reported so
 		}
-		if !forwardable(syscall.Signal(sig)) {
-			p.add(at, "%s cannot be forwarded (forwardable: %s)", sig, forwardableSignals)
+		if !slices.Contains(Forwardable, syscall.Signal(sig)) {
+			p.add(at, "%s cannot be forwarded (forwardable: %s)", sig, forwardableSignals())
 			continue
 		}
 		if first, dup := firstAt[sig]; dup {
