@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -34,11 +35,13 @@ func (s *Signal) UnmarshalText(text []byte) error {
 // MarshalText writes the signal's name, SIGTERM for 15.
 func (s Signal) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// String is the signal's name, or its number for a signal with none (a
+// config names only named ones; pilot's log may see others).
 func (s Signal) String() string {
 	if name := unix.SignalName(syscall.Signal(s)); name != "" {
 		return name
 	}
-	return fmt.Sprintf("signal %d", int(s))
+	return strconv.Itoa(int(s))
 }
 
 // Size is a number of bytes written with a unit ("512MiB"; see ParseBytes);
