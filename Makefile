@@ -45,6 +45,7 @@ unit:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZEXECS) -fuzzminimizetime=1s -timeout 5m ./pilot/config/
 	$(GO) test -run='^$$' -fuzz=FuzzParseLine -fuzztime=$(FUZZEXECS) -fuzzminimizetime=1s -timeout 5m ./telemetry/custom/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=$(FUZZEXECS) -fuzzminimizetime=1s -timeout 5m ./pilot/control/
 
 test: test-deps build vet unit fuzz e2e
 

@@ -4,6 +4,14 @@
 // Forward, Trigger) and learns about it through StateChanges on the Bus,
 // whose Publish never blocks.
 //
+// Jobs come and go while pilot runs (a reload adds, replaces and removes
+// them), so the Bus remembers the latest change of every job: a subscriber
+// first gets those, one per job and marked Replayed, then every change
+// after. A job created late thus sees its dependencies where they stand —
+// already healthy, it starts; already ended in another state, it is
+// blocked — and counters skip the replayed copies. Bus.Forget drops a job
+// that is gone, before a job of the same name replaces it.
+//
 // States (the names users write in `after:` and see in /status and
 // pilot_job_state):
 //
@@ -44,7 +52,18 @@
 // before the shutdown begins or not at all, while hooks and exec health
 // checks still start.
 //
+// Every command run to completion — a job's hooks, exec health checks
+// (jobs/health), watch reload commands — runs one way, Reaper.RunCommand:
+// the leader of its own group, through the reaper, its whole group killed
+// at its timeout and whatever is left of the group once the leader exits.
+//
+// A run's environment is fixed at its start: its Spec's Env, with the
+// runtime overlay (EnvOverlay, set by putenv, shared through Deps) over it
+// as the overlay stands at that start, but for the keys the job's own env:
+// sets. Hooks get the same; a run already started keeps what it had.
+//
 // Concurrency: a Job's methods are safe for concurrent use; Run must be
-// called once. Time is read only in the loop, with the monotonic clock; the
+// called once. The Bus, the Reaper and an EnvOverlay are safe for
+// concurrent use. Time is read only in the loop, with the monotonic clock; the
 // machine itself sees durations only.
 package jobs

@@ -24,6 +24,8 @@ type Job struct {
 	deps   *Subscription // nil when the job waits on nothing
 	stdout *output.Sink
 	stderr *output.Sink
+	// overlay is putenv's environment, read at each start; nil: none.
+	overlay *EnvOverlay
 
 	events chan event
 	done   chan struct{}
@@ -46,6 +48,8 @@ type Status struct {
 	State State
 	Final bool
 	Pid   int // 0 when no process runs
+	// Started is when the running process started; zero when none runs.
+	Started time.Time
 	// Runs counts the runs started (and those that could not start for
 	// good); Restarts those of them that replaced a run that ended —
 	// restart policy, onUnhealthy, maxMemory, a triggered job's retry —
@@ -64,26 +68,41 @@ type Deps struct {
 	Bus    *Bus
 	Stdout *output.Sink
 	Stderr *output.Sink
+	// Env is the environment set at run time (putenv), applied over the
+	// Spec's Env at each start of a run or hook; nil: none.
+	Env *EnvOverlay
 }
 
-// New builds a job. It subscribes to the bus at once when the job has
-// dependencies, so create every job before running any.
+// New builds a job. When the job has dependencies it subscribes to the bus
+// at once, and so learns the latest state of every job already there: a job
+// created after its dependency reached the awaited state starts without
+// waiting for it to get there again.
 func New(spec Spec, d Deps) *Job {
 	j := &Job{
-		spec:   spec,
-		log:    d.Log.With("job", spec.Name),
-		reaper: d.Reaper,
-		bus:    d.Bus,
-		stdout: d.Stdout,
-		stderr: d.Stderr,
-		events: make(chan event, 8),
-		done:   make(chan struct{}),
-		status: Status{Name: spec.Name},
+		spec:    spec,
+		log:     d.Log.With("job", spec.Name),
+		reaper:  d.Reaper,
+		bus:     d.Bus,
+		stdout:  d.Stdout,
+		stderr:  d.Stderr,
+		overlay: d.Env,
+		events:  make(chan event, 8),
+		done:    make(chan struct{}),
+		status:  Status{Name: spec.Name},
 	}
 	if len(spec.After) > 0 {
 		j.deps = d.Bus.Subscribe()
 	}
 	return j
+}
+
+// Succeed makes j the restart of prev, a job of the same name an operator
+// restarted: its run and restart counts go on from prev's, that restart
+// counted. Call it before Run.
+func (j *Job) Succeed(prev Status) {
+	j.mu.Lock()
+	j.status.Runs, j.status.Restarts = prev.Runs, prev.Restarts+1
+	j.mu.Unlock()
 }
 
 func (j *Job) Name() string { return j.spec.Name }
@@ -129,7 +148,10 @@ func (j *Job) send(ev event) {
 // ctx stops the job as Stop then Kill would.
 func (j *Job) Run(ctx context.Context) {
 	defer close(j.done)
-	l := &loop{job: j, m: machine{policy: j.spec.Policy}, exits: make(chan evExited, 1),
+	j.mu.Lock()
+	runs, restarts := j.status.Runs, j.status.Restarts // Succeed's
+	j.mu.Unlock()
+	l := &loop{job: j, m: machine{policy: j.spec.Policy, runs: runs, restarts: restarts}, exits: make(chan evExited, 1),
 		preStopped: make(chan struct{}, 1), verdicts: make(chan bool), stopProbe: func() {}}
 	l.hookCtx, l.cancelHooks = context.WithCancel(context.Background())
 	defer func() {
@@ -249,12 +271,14 @@ func newDependencyGate(after []Dependency) *dependencyGate {
 
 // observe takes state changes and returns evStart once every dependency is
 // met, evNeverStart once one ended without meeting its state, else nil.
+// Changes replayed from the bus count as live ones: a dependency already in
+// its state meets it, one already final in another blocks the job.
 func (g *dependencyGate) observe(changes []StateChange) event {
 	for _, c := range changes {
 		d, waiting := g.pending[c.Job]
 		switch {
 		case !waiting:
-		case c.State == d.State:
+		case c.reaches(d.State):
 			delete(g.pending, c.Job)
 		case c.Final:
 			g.blockedBy, g.endedIn = d, c.State
@@ -265,6 +289,29 @@ func (g *dependencyGate) observe(changes []StateChange) event {
 		return evStart{}
 	}
 	return nil
+}
+
+// reaches reports whether a job that made change c has reached the awaited
+// state. A late subscriber hears only each job's latest change (Bus), so the
+// states that can only follow the awaited one count too:
+//   - "started" (Running) is reached by a run that is up whatever its health
+//     verdict, healthy or unhealthy, as the verdict comes after running;
+//   - "succeeded" is reached by a periodic or triggered job idle after a good
+//     run: it publishes succeeded then idle at once, and only that idle
+//     carries no exit (a failed run's idle carries it; no idle is published
+//     before the first run).
+//
+// Live changes are unaffected: the awaited state always comes first.
+func (c StateChange) reaches(awaited State) bool {
+	switch {
+	case c.State == awaited:
+		return true
+	case awaited == Running:
+		return c.State == Healthy || c.State == Unhealthy
+	case awaited == Succeeded:
+		return c.State == Idle && c.Exit == nil
+	}
+	return false
 }
 
 // memorySampleInterval paces maxMemory's samples: with memorySamples in a
@@ -330,7 +377,7 @@ func (l *loop) perform(a action) event {
 			j.status.LastExit = a.Exit
 		}
 		if l.proc == nil {
-			j.status.Pid = 0
+			j.status.Pid, j.status.Started = 0, time.Time{}
 		}
 		j.mu.Unlock()
 		args := []any{"state", a.State}
@@ -395,7 +442,7 @@ func (l *loop) spawn() event {
 	}
 	l.proc = p
 	j.mu.Lock()
-	j.status.Pid = p.pid
+	j.status.Pid, j.status.Started = p.pid, p.started
 	j.mu.Unlock()
 	l.startProbe()
 	l.background.Add(1)

@@ -142,6 +142,8 @@ func TestJobStopKillsAtStopTimeout(t *testing.T) {
 // goes on.
 func TestHungPreStopIsKilled(t *testing.T) {
 	h := newHarness(t)
+	var log syncBuffer
+	h.logTo(&log)
 	spec := shellSpec("app", "echo up; exec sleep 30")
 	spec.Policy.HasPreStop = true
 	spec.PreStop = &Hook{Argv: []string{"/bin/sh", "-c", "sleep 30 & wait"}, Timeout: 200 * time.Millisecond}
@@ -156,6 +158,37 @@ func TestHungPreStopIsKilled(t *testing.T) {
 	}
 	if st := j.Status(); st.LastExit == nil || st.LastExit.Code != 143 {
 		t.Fatalf("status %+v", st)
+	}
+	if !strings.Contains(log.String(), `msg="hook killed at its timeout" job=app hook=preStop timeout=200ms`) {
+		t.Errorf("no timeout line in the log:\n%s", log.String())
+	}
+}
+
+// A hook's output goes where the job's does, in the job's output mode,
+// never to pilot's own stdout.
+func TestHookOutputFollowsTheJob(t *testing.T) {
+	h := newHarness(t)
+	var log syncBuffer
+	h.logTo(&log)
+	spec := shellSpec("app", "echo up; exec sleep 30")
+	spec.Policy.HasPreStop = true
+	spec.PreStop = &Hook{Argv: []string{"/bin/sh", "-c", "echo draining; echo slow >&2; exit 4"}, Timeout: 5 * time.Second}
+	spec.PostStop = &Hook{Argv: []string{"/bin/sh", "-c", "echo cleaned"}, Timeout: 5 * time.Second}
+	j := New(spec, h.deps)
+	wg := runAll(j)
+	h.waitOutput(t, "app | up")
+	j.Stop(syscall.SIGTERM)
+	wg.Wait()
+	j.RunPostStop(t.Context())
+	for _, want := range []string{"app | draining\n", "app | slow\n", "app | cleaned\n"} {
+		if !strings.Contains(h.out.String(), want) {
+			t.Errorf("no %q in the job's output %q", want, h.out.String())
+		}
+	}
+	for _, want := range []string{`msg="hook failed" job=app hook=preStop code=4`, `msg="hook done" job=app hook=postStop`} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("no %q in the log:\n%s", want, log.String())
+		}
 	}
 }
 
@@ -404,5 +437,118 @@ func TestStateInJSON(t *testing.T) {
 	}
 	if States()[len(States())-1] != Failed || len(States()) != len(stateNames) {
 		t.Fatalf("States() = %v", States())
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitDone waits for a job's Run to return.
+func waitDone(t *testing.T, j *Job) {
+	t.Helper()
+	select {
+	case <-j.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("job %s still runs: status %+v", j.Name(), j.Status())
+	}
+}
+
+// A job created after its dependency reached the awaited state (a job added
+// by a reload) starts at once: it learns the state from the bus's memory.
+// "started" is met by a run that is already healthy.
+func TestJobCreatedAfterItsDependencyIsUp(t *testing.T) {
+	h := newHarness(t)
+	dbSpec := shellSpec("db", "exec sleep 30")
+	dbSpec.Probe = func(ctx context.Context, report func(bool)) {
+		report(true)
+		<-ctx.Done()
+	}
+	db := New(dbSpec, h.deps)
+	dbRun := runAll(db)
+	defer dbRun.Wait()
+	defer db.Stop(syscall.SIGTERM)
+	waitFor(t, "db to be healthy", func() bool { return db.Status().State == Healthy })
+
+	var late []*Job
+	for _, state := range []State{Healthy, Running} {
+		spec := shellSpec("after-"+state.String(), "echo ran")
+		spec.After = []Dependency{{Job: "db", State: state}}
+		late = append(late, New(spec, h.deps))
+	}
+	runAll(late...)
+	for _, j := range late {
+		waitDone(t, j)
+		if st := j.Status(); st.State != Succeeded || st.Runs != 1 {
+			t.Errorf("%s: status %+v, want one run that succeeded", j.Name(), st)
+		}
+	}
+}
+
+// A job created after its dependency ended for good in another state never
+// starts, and says why.
+func TestJobCreatedAfterItsDependencyEnded(t *testing.T) {
+	h := newHarness(t)
+	db := New(shellSpec("db", "exit 3"), h.deps)
+	runAll(db)
+	waitDone(t, db)
+
+	spec := shellSpec("app", "echo never")
+	spec.After = []Dependency{{Job: "db", State: Succeeded}}
+	app := New(spec, h.deps)
+	runAll(app)
+	waitDone(t, app)
+	if st := app.Status(); st.Blocked != "dependency db failed" || st.Runs != 0 || st.State != Stopped || !st.Final {
+		t.Fatalf("status %+v, want blocked by db failed", st)
+	}
+}
+
+// The gate reads a replayed change — the only one a late job gets of each
+// job — as the state the dependency has reached.
+func TestDependencyGateOnReplayedChanges(t *testing.T) {
+	ok := &ExitStatus{}
+	failed := &ExitStatus{Code: 1}
+	for _, c := range []struct {
+		awaited State
+		latest  StateChange
+		want    string // "start", "never" or "wait"
+	}{
+		{Healthy, StateChange{State: Healthy}, "start"},
+		{Healthy, StateChange{State: Running}, "wait"},
+		{Healthy, StateChange{State: Stopped, Final: true, Exit: failed}, "never"},
+		{Running, StateChange{State: Running}, "start"},
+		{Running, StateChange{State: Healthy}, "start"},
+		{Running, StateChange{State: Unhealthy}, "start"},
+		{Running, StateChange{State: Starting}, "wait"},
+		{Running, StateChange{State: Stopping}, "wait"},
+		{Running, StateChange{State: Restarting, Exit: failed}, "wait"},
+		{Succeeded, StateChange{State: Succeeded, Final: true, Exit: ok}, "start"},
+		{Succeeded, StateChange{State: Failed, Final: true, Exit: failed}, "never"},
+		// A periodic or triggered job idle after a good run, or a failed one.
+		{Succeeded, StateChange{State: Idle}, "start"},
+		{Succeeded, StateChange{State: Idle, Exit: failed}, "wait"},
+		{Failed, StateChange{State: Idle}, "wait"},
+		{Stopped, StateChange{State: Stopped, Final: true}, "start"},
+	} {
+		c.latest.Job, c.latest.Replayed = "db", true
+		got := "wait"
+		switch newDependencyGate([]Dependency{{Job: "db", State: c.awaited}}).observe([]StateChange{c.latest}).(type) {
+		case evStart:
+			got = "start"
+		case evNeverStart:
+			got = "never"
+		}
+		if got != c.want {
+			t.Errorf("awaiting %s, db %s (exit %v, final %v): %s, want %s",
+				c.awaited, c.latest.State, c.latest.Exit, c.latest.Final, got, c.want)
+		}
 	}
 }

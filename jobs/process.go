@@ -34,19 +34,26 @@ type process struct {
 // output: a grandchild holding the pipe open must not hold up pilot.
 const outputDrainTimeout = 2 * time.Second
 
-// env is the spec's environment plus the latest trigger's.
+// env is the environment of a run starting now: the spec's, putenv's
+// overlay over it as it stands now, and the latest trigger's.
 func (j *Job) env() []string {
+	env := j.hookEnv()
 	if len(j.triggerEnv) == 0 {
-		return j.spec.Env
+		return env
 	}
-	return append(slices.Clip(j.spec.Env), j.triggerEnv...)
+	return append(slices.Clip(env), j.triggerEnv...)
 }
+
+// hookEnv is the environment of a hook starting now: the spec's with
+// putenv's overlay over it.
+func (j *Job) hookEnv() []string { return j.overlay.apply(j.spec.Env, j.spec.OwnEnv) }
 
 // start starts a run through the reaper's shutdown gate, calling started
 // (with the pid) under the gate's lock; it fails with ErrShuttingDown once
 // the gate is closed.
 func (j *Job) start(started func(pid int)) (*process, error) {
-	path, err := LookPath(j.spec.Argv[0], j.spec.Env)
+	env := j.env()
+	path, err := LookPath(j.spec.Argv[0], env)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +61,7 @@ func (j *Job) start(started func(pid int)) (*process, error) {
 		Path:  path,
 		Args:  j.spec.Argv,
 		Dir:   j.spec.Dir,
-		Env:   j.env(),
+		Env:   env,
 		Stdin: j.spec.Stdin,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:    true,
@@ -240,39 +247,41 @@ func (e *notFoundError) Error() string {
 func (e *notFoundError) Unwrap() error { return exec.ErrNotFound }
 
 // runHook runs a preStop or postStop hook to completion, killing its
-// process group at the hook's timeout.
+// process group at the hook's timeout. Its output goes where the job's
+// does, in the job's output mode.
 func (j *Job) runHook(ctx context.Context, which string, h *Hook) {
 	if h == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
-	defer cancel()
 	log := j.log.With("hook", which)
-	path, err := LookPath(h.Argv[0], j.spec.Env)
+	stdout, err := j.stdout.Attach(j.spec.Output, j.spec.Name, "stdout")
 	if err != nil {
 		log.Error("hook cannot start", "err", err)
 		return
 	}
-	cmd := exec.CommandContext(ctx, path)
-	cmd.Args = h.Argv
-	cmd.Dir, cmd.Env = j.spec.Dir, j.spec.Env
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: j.spec.Credential}
-	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
-	log.Info("running hook")
-	start := time.Now()
-	if err := j.reaper.Start(cmd); err != nil {
-		log.Error("hook cannot start", "err", blameDir(err, cmd.Dir))
+	stderr, err := j.stderr.Attach(j.spec.Output, j.spec.Name, "stderr")
+	if err != nil {
+		stdout.Abort()
+		log.Error("hook cannot start", "err", err)
 		return
 	}
-	status := exitStatus(j.reaper.Wait(cmd))
+	log.Info("running hook")
+	res, err := j.reaper.RunCommand(ctx, Command{Argv: h.Argv, Dir: j.spec.Dir, Env: j.hookEnv(),
+		Credential: j.spec.Credential, Stdout: stdout.Child, Stderr: stderr.Child, Timeout: h.Timeout})
+	for _, a := range []*output.Attachment{stdout, stderr} {
+		if err := a.Finish(outputDrainTimeout); err != nil {
+			log.Warn("stopped reading the hook's output: a descendant still holds it open", "err", err)
+		}
+	}
 	switch {
-	case ctx.Err() == context.DeadlineExceeded:
+	case err != nil:
+		log.Error("hook cannot start", "err", err)
+	case res.TimedOut:
 		log.Warn("hook killed at its timeout", "timeout", h.Timeout)
-	case !status.Success():
-		log.Warn("hook failed", "code", status.Code, "took", time.Since(start))
+	case !res.Status.Success():
+		log.Warn("hook failed", "code", res.Status.Code, "took", res.Took)
 	default:
-		log.Info("hook done", "took", time.Since(start))
+		log.Info("hook done", "took", res.Took)
 	}
 }
 

@@ -16,8 +16,12 @@ type Spec struct {
 	// Argv is the command; the shell form arrives as ["/bin/sh", "-c", …].
 	Argv []string
 	Dir  string
-	// Env is the complete environment of the process.
-	Env        []string
+	// Env is the complete environment of the process, but for the putenv
+	// overlay (Deps.Env), applied at each start.
+	Env []string
+	// OwnEnv lists the keys the job's own `env:` sets: the overlay never
+	// overrides them.
+	OwnEnv     []string
 	Credential *syscall.Credential
 	// Main marks the job whose end ends pilot.
 	Main bool
@@ -59,8 +63,9 @@ type Dependency struct {
 	State State
 }
 
-// Hook is a command run around a job's stop, in its own process group,
-// killed with that group at Timeout.
+// Hook is a command run around a job's stop as a Command: in the job's
+// dir, environment and user, its output where the job's goes, its process
+// group killed at Timeout.
 type Hook struct {
 	Argv    []string
 	Timeout time.Duration

@@ -77,4 +77,9 @@ type StateChange struct {
 	// and on Stopped after a run, which repeats the last.
 	Exit *ExitStatus
 	At   time.Time
+	// Replayed marks a copy from the bus's memory, handed to a subscriber
+	// that came after the change was published (Bus.Subscribe): it says
+	// where the job stands, not that it just moved. Whoever counts events
+	// (exits) skips it, so that nothing is counted twice.
+	Replayed bool
 }

@@ -33,7 +33,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // starter runs exec health checks (pilot's reaper); observe, when not nil,
 // is told of every health check's result (telemetry). Every value it reads
 // was parsed as the config was decoded.
-func buildSpecs(cfg config.Config, environ []string, starter health.ProcessStarter, log *slog.Logger, observe func(job string, r health.Result)) ([]jobs.Spec, error) {
+func buildSpecs(cfg config.Config, environ []string, starter health.CommandRunner, log *slog.Logger, observe func(job string, r health.Result)) ([]jobs.Spec, error) {
 	var errs []error
 	specs := make([]jobs.Spec, 0, len(cfg.Jobs))
 	runOnChange := map[string]bool{}
@@ -69,6 +69,7 @@ func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
 		Argv:       command(jc.Exec, jc.Shell),
 		Dir:        jc.Dir,
 		Env:        mergeEnv(environ, jc.Env),
+		OwnEnv:     slices.Sorted(maps.Keys(jc.Env)),
 		Credential: cred,
 		Main:       jc.Main,
 		Output:     jc.Output,
@@ -105,7 +106,7 @@ func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
 // buildProbe makes the job's health check into a Probe that reports each
 // change of verdict. Checks connect to the job on loopback; exec checks run
 // as the job does (user, dir, environment).
-func buildProbe(h config.Health, spec jobs.Spec, starter health.ProcessStarter, log *slog.Logger, observe func(job string, r health.Result)) (jobs.Probe, error) {
+func buildProbe(h config.Health, spec jobs.Spec, starter health.CommandRunner, log *slog.Logger, observe func(job string, r health.Result)) (jobs.Probe, error) {
 	var checker health.Checker
 	switch {
 	case h.HTTP != nil:

@@ -1,18 +1,15 @@
 package pilot
 
 import (
-	"errors"
 	"log/slog"
-	"strings"
+	"slices"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nodepilot/pilot/pilot/config"
 )
 
 func TestCustomMetricsAndSensors(t *testing.T) {
-	cfg := config.Config{
+	cfg := &config.Config{
 		Telemetry: &config.Telemetry{Listen: "127.0.0.1:9090"},
 		Metrics: []config.Metric{
 			{Name: "queue_depth", Type: "gauge", Labels: []string{"queue"}},
@@ -23,30 +20,53 @@ func TestCustomMetricsAndSensors(t *testing.T) {
 			{Name: "probe", Exec: []string{"true"}, Sensor: true, Every: 1e9},
 		},
 	}
-	specs, err := buildSpecs(cfg.WithDefaults(), nil, nil, slog.New(slog.DiscardHandler), nil)
+	c := newCore(Options{Log: slog.New(slog.DiscardHandler)})
+	g, _, err := c.prepare(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	m, err := buildCustomMetrics(cfg, reg)
-	if err != nil || m == nil {
-		t.Fatalf("buildCustomMetrics: %v, %v", m, err)
-	}
-	attachSensors(cfg, specs, m, slog.New(slog.DiscardHandler))
-	if specs[0].StdoutLines != nil {
+	if g.jobs[0].spec.StdoutLines != nil {
 		t.Error("the app's stdout was taken")
 	}
-	hook := specs[1].StdoutLines
+	hook := g.jobs[1].spec.StdoutLines
 	if hook == nil {
 		t.Fatal("the sensor's stdout goes nowhere")
 	}
 	hook([]byte(`queue_depth{queue="mail"} 4`))
 	hook([]byte(`jobs_done_total 2`))
 	hook([]byte(`not a line`))
-	if err := m.Set("jobs_done_total", nil, 1); err != nil {
+	if err := c.metrics.Load().metrics.Set("jobs_done_total", nil, 1); err != nil {
 		t.Fatal(err)
 	}
-	mfs, err := reg.Gather()
+	got := gathered(t, c)
+	if got["queue_depth"] != 4 || got["jobs_done_total"] != 3 || got["pilot_sensor_lines_rejected_total"] != 1 {
+		t.Errorf("metrics %v", got)
+	}
+
+	// A reload that keeps the definitions keeps the values; one that
+	// changes them starts afresh, and the running sensor feeds the new ones.
+	if _, _, err := c.prepare(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := gathered(t, c); got["jobs_done_total"] != 3 {
+		t.Errorf("after an unchanged reload: %v", got)
+	}
+	changed := *cfg
+	changed.Metrics = append(slices.Clone(cfg.Metrics), config.Metric{Name: "late_total", Type: "counter"})
+	if _, _, err := c.prepare(&changed); err != nil {
+		t.Fatal(err)
+	}
+	hook([]byte(`late_total 5`))
+	if got := gathered(t, c); got["jobs_done_total"] != 0 || got["late_total"] != 5 {
+		t.Errorf("after a reload that adds a metric: %v", got)
+	}
+}
+
+// gathered reads /metrics' families as name → the value of their one
+// series (gauges and counters).
+func gathered(t *testing.T, c *core) map[string]float64 {
+	t.Helper()
+	mfs, err := c.gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,27 +81,15 @@ func TestCustomMetricsAndSensors(t *testing.T) {
 			}
 		}
 	}
-	if got["queue_depth"] != 4 || got["jobs_done_total"] != 3 || got["pilot_sensor_lines_rejected_total"] != 1 {
-		t.Errorf("metrics %v", got)
-	}
+	return got
 }
 
 func TestCustomMetricsNoneDeclared(t *testing.T) {
-	m, err := buildCustomMetrics(config.Config{}, prometheus.NewRegistry())
-	if m != nil || err != nil {
-		t.Errorf("got %v, %v", m, err)
+	c := newCore(Options{Log: slog.New(slog.DiscardHandler)})
+	if _, _, err := c.prepare(&config.Config{Jobs: []config.Job{{Name: "app", Exec: []string{"true"}}}}); err != nil {
+		t.Fatal(err)
 	}
-}
-
-func TestCustomMetricsCollision(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector())
-	_, err := buildCustomMetrics(config.Config{Metrics: []config.Metric{{Name: "go_goroutines", Type: "gauge"}}}, reg)
-	var ce *ConfigError
-	if err == nil || !strings.Contains(err.Error(), `metric "go_goroutines"`) {
-		t.Fatalf("got %v", err)
-	}
-	if !errors.As(err, &ce) {
-		t.Errorf("%T is not a *ConfigError", err)
+	if m := c.metrics.Load(); m != nil {
+		t.Errorf("custom metrics without a declaration: %+v", m)
 	}
 }

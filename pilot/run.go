@@ -6,21 +6,32 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
+	"github.com/nodepilot/pilot/discovery/consul"
 	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/jobs/health"
 	"github.com/nodepilot/pilot/jobs/output"
 	"github.com/nodepilot/pilot/pilot/config"
+	"github.com/nodepilot/pilot/telemetry"
+	"github.com/nodepilot/pilot/telemetry/custom"
 	"github.com/nodepilot/pilot/telemetry/nodejs"
 )
 
 // Options are the process-wide things pilot.Run uses, injected so that the
 // library never reaches for globals.
 type Options struct {
-	Log   *slog.Logger
-	Stdin *os.File
+	Log *slog.Logger
+	// LogLevel, when set, is the level of Log's handler: a reload sets it
+	// from log.level. nil when the level is fixed (PILOT_LOG_LEVEL).
+	LogLevel *slog.LevelVar
+	Stdin    *os.File
 	// Stdout and Stderr are where jobs write; pilot's own logger should
 	// write through Stderr too, so that its lines never split a job's.
 	Stdout *output.Sink
@@ -30,6 +41,14 @@ type Options struct {
 	// Version and Commit are pilot's build stamp, for pilot_build_info,
 	// /status and the telemetry service's meta.
 	Version, Commit string
+	// Load reads and checks the config file again, for a reload; nil when
+	// pilot runs a command line (pilot --), which has none.
+	Load func() (*config.Config, error)
+	// ControlSocket is the control socket's path; "" runs without one.
+	ControlSocket string
+	// ControlSocketDefault says ControlSocket is the default, not asked
+	// for: a default path that cannot be bound costs a warning, not the run.
+	ControlSocketDefault bool
 }
 
 // ExitError is what Run returns when the jobs decide that pilot ends with a
@@ -47,154 +66,85 @@ func (e *ExitError) Error() string { return fmt.Sprintf("jobs ended with exit co
 //   - *ExitError: exit with its Code, decided by the jobs;
 //   - *ConfigError: a config fault found at run time (exit 2);
 //   - any other error: pilot's own failure (exit 1).
-func Run(ctx context.Context, raw *config.Config, opts Options) error {
-	cfg := raw.WithDefaults()
-	log := opts.Log
-	reaper := jobs.NewReaper(log)
-	// The run's one registry: every part that exposes metrics registers
-	// into it (ARCHITECTURE 9); telemetry.listen serves it. Without
-	// telemetry there is neither (validation ties metrics, sensors and
-	// Node metrics to it): the first child does not wait for collectors
-	// nobody reads.
-	var (
-		reg  *prometheus.Registry
-		inst *instruments
-	)
-	if cfg.Telemetry != nil {
-		reg = prometheus.NewRegistry()
-		inst = newInstruments(cfg, reg, opts, log)
-	}
-	specs, err := buildSpecs(cfg, opts.Environ, reaper, log, inst.healthHook())
+func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	c := newCore(opts)
+	defer c.close()
+	first, client, err := c.prepare(cfg)
 	if err != nil {
 		return err
 	}
-	customMetrics, err := buildCustomMetrics(cfg, reg)
-	if err != nil {
-		return err
-	}
-	attachSensors(cfg, specs, customMetrics, log)
-	firstRenders := gateReloadTargets(cfg, specs)
-	// A private directory, readable by jobs that run as another user, for
-	// the watches' instance files and the Node agent.
-	var stateDir string
-	nodeMetrics := wantsNodeMetrics(cfg)
-	if len(cfg.Watches) > 0 || nodeMetrics {
-		if stateDir, err = os.MkdirTemp("", "pilot-"); err != nil {
-			return fmt.Errorf("a private directory for pilot's files: %w (set TMPDIR to a writable directory)", err)
-		}
-		defer os.RemoveAll(stateDir)
-		if err := os.Chmod(stateDir, 0o755); err != nil {
-			return err
-		}
-	}
-	var nodeAgents *nodejs.Agents
-	setNodeJobs := func([]*jobs.Job) {}
-	if nodeMetrics {
-		if nodeAgents, setNodeJobs, err = setupNodeAgents(cfg, specs, stateDir, reg, log); err != nil {
-			return err
-		}
-	}
-	svcs, consulClient, err := buildServices(cfg, log, inst.consulHook())
-	if err != nil {
-		return err
-	}
-	if consulClient != nil {
-		defer consulClient.Close()
-	}
+	c.client = client
 	if err := jobs.BecomeSubreaper(); err != nil {
-		log.Warn("cannot become child subreaper: orphans of jobs will not be reaped by pilot", "err", err)
+		c.log.Warn("cannot become child subreaper: orphans of jobs will not be reaped by pilot", "err", err)
 	}
+	gates, watchGates := startGates(first.watches, func(string) bool { return true })
+	specs := c.specsToStart(first.jobs, gates)
+	c.sup = newSupervisor(c.log, c.deps(), first.cfg.StopTimeout, specs)
+	c.sup.withdraw = c.services.withdraw
+	if opts.Load != nil {
+		c.sup.onHangup = c.reloadOnHangup
+	}
+	if err := c.services.apply(context.Background(), first.services, client, false, nil); err != nil {
+		return &ConfigError{err}
+	}
+	c.watches.apply(first.watches, client, false, watchGates)
+	tc, err := telemetryConfigOf(first, client, c.version(), c.log)
+	if err != nil {
+		return err
+	}
+	c.telemetryServer.apply(tc)
+	if in := c.inst.Load(); in != nil {
+		in.apply(first)
+	}
+	c.setGeneration(first)
 
-	bus := jobs.NewBus()
-	deps := jobs.Deps{
-		Log:    log,
-		Reaper: reaper,
-		Bus:    bus,
-		Stdout: opts.Stdout,
-		Stderr: opts.Stderr,
-	}
-	sup := &supervisor{
-		log:         log,
-		bus:         bus,
-		reaper:      reaper,
-		services:    svcs,
-		stopTimeout: cfg.StopTimeout,
-	}
-	for _, spec := range specs {
-		if spec.Main {
-			spec.Stdin = opts.Stdin
-			spec.Foreground = controllingTTY(opts.Stdin)
-		}
-		j := jobs.New(spec, deps)
-		if spec.Main {
-			sup.main = j
-		}
-		sup.jobs = append(sup.jobs, j)
-	}
-	setNodeJobs(sup.jobs)
 	var signalsReady func()
-	sup.signals, signalsReady = listenSignals(log, sup.jobs)
+	c.sup.signals, signalsReady = listenSignals(c.log, c.sup.current(), opts.Load != nil)
 	defer signalsReady() // the registering goroutine ends before Run returns
-	// The telemetry server is bound by its actor, which retries while the
-	// port is taken.
-	if inst != nil {
-		if err := inst.addJobs(sup.jobs, svcs); err != nil {
-			return err
-		}
-		if err := inst.setupServer(cfg, consulClient); err != nil {
-			return err
-		}
+
+	controlLn, err := c.listenControl()
+	if err != nil {
+		return err
 	}
 
 	// Actors are added in start order; teardown runs in reverse, so the
 	// reaper outlives everything that may leave orphans behind.
 	var g group
 	reaperCtx, stopReaper := context.WithCancel(context.Background())
-	g.add(func() error { reaper.Run(reaperCtx); return nil }, stopReaper)
+	g.add(func() error { c.reaper.Run(reaperCtx); return nil }, stopReaper)
 
-	if inst != nil { // stops late: /metrics answers throughout the shutdown
-		changes := bus.Subscribe()
-		defer bus.Unsubscribe(changes)
-		g.add(inst.actor(changes))
-	}
+	// Stops late: /metrics answers throughout the shutdown.
+	telemetryCtx, stopTelemetry := context.WithCancel(context.Background())
+	g.add(func() error {
+		c.telemetryServer.run(telemetryCtx, c.registerRuntime)
+		return nil
+	}, stopTelemetry)
 
-	if len(svcs) > 0 {
-		servicesCtx, stopServices := context.WithCancel(context.Background())
-		changes := bus.Subscribe() // now, before any job can change state
-		defer bus.Unsubscribe(changes)
-		g.add(func() error { svcs.run(servicesCtx, changes, log); return nil }, stopServices)
-	}
+	servicesCtx, stopServices := context.WithCancel(context.Background())
+	serviceChanges := c.bus.Subscribe() // now, before any job can change state
+	defer c.bus.Unsubscribe(serviceChanges)
+	g.add(func() error { c.services.run(servicesCtx, serviceChanges); return nil }, stopServices)
 
-	if nodeAgents != nil {
-		agentsCtx, stopAgents := context.WithCancel(context.Background())
-		g.add(func() error { nodeAgents.Run(agentsCtx); return nil }, stopAgents)
-	}
+	agentsCtx, stopAgents := context.WithCancel(context.Background())
+	g.add(func() error { c.runAgents(agentsCtx); return nil }, stopAgents)
 
-	if len(cfg.Watches) > 0 {
-		watches, err := buildWatches(cfg, consulClient, sup.jobs, firstRenders, reaper, opts.Environ, stateDir, log, inst.watchHook())
-		if err != nil {
-			return err
-		}
-		watchesCtx, stopWatches := context.WithCancel(context.Background())
-		g.add(func() error {
-			var wg sync.WaitGroup
-			for _, w := range watches {
-				wg.Go(func() { w.run(watchesCtx) })
-			}
-			wg.Wait()
-			return nil
-		}, stopWatches)
+	watchesCtx, stopWatches := context.WithCancel(context.Background())
+	g.add(func() error { c.watches.run(watchesCtx); return nil }, stopWatches)
+
+	if controlLn != nil { // stops right after the shutdown: status answers during it
+		serve, stop := c.controlActor(controlLn)
+		g.add(serve, stop)
 	}
 
 	code := 0
 	supCtx, stopSup := context.WithCancel(ctx)
 	defer stopSup()
-	g.add(func() error { code = sup.run(supCtx); return errSupervisorDone }, stopSup)
+	g.add(func() error { code = c.sup.run(supCtx); return errSupervisorDone }, stopSup)
 
 	if err := g.run(); !errors.Is(err, errSupervisorDone) {
 		return err
 	}
-	log.Info("exiting", "code", code, "orphansReaped", reaper.Reaped())
+	c.log.Info("exiting", "code", code, "orphansReaped", c.reaper.Reaped())
 	if code != 0 {
 		return &ExitError{Code: code}
 	}
@@ -202,3 +152,305 @@ func Run(ctx context.Context, raw *config.Config, opts Options) error {
 }
 
 var errSupervisorDone = errors.New("supervisor done")
+
+// core is one run of pilot: the long-lived parts every generation shares
+// (reaper, bus, sinks, registry, Consul client, Node agents, the parts that
+// keep services, watches and telemetry) and the current generation.
+// Generations change only under reloading, one at a time.
+type core struct {
+	opts    Options
+	log     *slog.Logger
+	reaper  *jobs.Reaper
+	bus     *jobs.Bus
+	env     *jobs.EnvOverlay
+	started time.Time
+
+	sup             *supervisor
+	services        *serviceSet
+	watches         *watchSet
+	telemetryServer *telemetryServer
+
+	// reloading is held while a generation is prepared and applied: one
+	// reload at a time, the next refused (409) rather than queued.
+	reloading sync.Mutex
+	// Under reloading:
+	client   *consul.Client
+	reg      *prometheus.Registry // nil until a generation has telemetry
+	stateDir string               // "" until a generation needs one
+	agents   *nodejs.Agents       // nil until a job asks for Node metrics
+	agentsUp chan *nodejs.Agents  // hands the agents to runAgents
+
+	inst    atomic.Pointer[instruments]
+	metrics atomic.Pointer[customMetrics]
+
+	genMu sync.Mutex
+	gen   *generation
+}
+
+// customMetrics are one generation's custom metrics, in a registry of their
+// own that /metrics gathers beside pilot's: a reload that changes them
+// swaps the registry, with nothing to unregister.
+type customMetrics struct {
+	defs    []custom.Def
+	reg     *prometheus.Registry
+	metrics *custom.Metrics
+}
+
+func newCore(opts Options) *core {
+	c := &core{opts: opts, log: opts.Log, reaper: jobs.NewReaper(opts.Log), bus: jobs.NewBus(),
+		env: jobs.NewEnvOverlay(), started: time.Now(), agentsUp: make(chan *nodejs.Agents, 1)}
+	c.services = newServiceSet(c.log, c.jobStatus)
+	c.watches = newWatchSet(c)
+	c.telemetryServer = newTelemetryServer(c.log, prometheus.GathererFunc(c.gather), c.status)
+	return c
+}
+
+// close releases what the run's generations held.
+func (c *core) close() {
+	if c.client != nil {
+		c.client.Close()
+	}
+	if c.stateDir != "" {
+		os.RemoveAll(c.stateDir)
+	}
+}
+
+func (c *core) deps() jobs.Deps {
+	return jobs.Deps{Log: c.log, Reaper: c.reaper, Bus: c.bus, Stdout: c.opts.Stdout, Stderr: c.opts.Stderr, Env: c.env}
+}
+
+func (c *core) version() string {
+	if c.opts.Version == "" {
+		return "dev"
+	}
+	return c.opts.Version
+}
+
+func (c *core) setGeneration(g *generation) {
+	c.genMu.Lock()
+	c.gen = g
+	c.genMu.Unlock()
+}
+
+func (c *core) generation() *generation {
+	c.genMu.Lock()
+	defer c.genMu.Unlock()
+	return c.gen
+}
+
+// jobStatus reads the job of that name in the current set.
+func (c *core) jobStatus(name string) (jobs.Status, bool) {
+	if c.sup == nil {
+		return jobs.Status{}, false
+	}
+	if j := c.sup.job(name); j != nil {
+		return j.Status(), true
+	}
+	return jobs.Status{}, false
+}
+
+// prepare gets the long-lived parts cfg needs that are not there yet
+// (registry, private directory, Node agents) and builds its generation,
+// with the Consul client it uses: the current one when the consul block is
+// unchanged, else a new one (the caller closes it if it does not apply the
+// generation). Nothing that runs changes.
+func (c *core) prepare(cfg *config.Config) (*generation, *consul.Client, error) {
+	if err := c.ensureResources(cfg); err != nil {
+		return nil, nil, err
+	}
+	in := buildInputs{
+		environ: c.opts.Environ, starter: c.reaper, log: c.log, hostname: hostname(),
+		observeHealth: func(job string, r health.Result) {
+			if in := c.inst.Load(); in != nil {
+				in.health.Observe(job, r.Duration)
+			}
+		},
+		sensor:  c.sensorHook,
+		nodeEnv: c.agents.Env,
+	}
+	g, err := build(cfg, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := c.client
+	if cur := c.generation(); cur == nil || consulChanged(cur, g) {
+		client = nil
+		if g.cfg.Consul != nil {
+			if client, err = newConsulClient(g.cfg.Consul, c.observeConsul); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	if err := c.applyCustomMetrics(g); err != nil {
+		if client != nil && client != c.client {
+			client.Close()
+		}
+		return nil, nil, err
+	}
+	return g, client, nil
+}
+
+func (c *core) observeConsul(r consul.Request) {
+	if in := c.inst.Load(); in != nil {
+		in.consul.Observe(r.Op, r.OK, r.Reached)
+	}
+}
+
+// ensureResources makes what cfg needs of the long-lived parts: the
+// registry and pilot's collectors with the first telemetry block, a
+// private directory (readable by jobs that run as another user) for the
+// watches' instance files and the Node agent, the agent itself.
+func (c *core) ensureResources(cfg *config.Config) error {
+	if cfg.Telemetry != nil && c.reg == nil {
+		reg := prometheus.NewRegistry()
+		in, err := newInstruments(reg, c.version(), commitOr(c.opts.Commit), c.telemetryJobs)
+		if err != nil {
+			return err
+		}
+		c.reg = reg
+		c.inst.Store(in)
+		changes := c.bus.Subscribe()
+		go in.exits.Run(context.Background(), changes) // as long as pilot
+	}
+	nodeMetrics := false
+	for _, j := range cfg.Jobs {
+		nodeMetrics = nodeMetrics || j.Node != nil && j.Node.Metrics
+	}
+	if (len(cfg.Watches) > 0 || nodeMetrics) && c.stateDir == "" {
+		dir, err := os.MkdirTemp("", "pilot-")
+		if err != nil {
+			return fmt.Errorf("a private directory for pilot's files: %w (set TMPDIR to a writable directory)", err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			os.RemoveAll(dir)
+			return err
+		}
+		c.stateDir = dir
+	}
+	if nodeMetrics && c.agents == nil && c.reg != nil {
+		agents, err := nodejs.New(c.stateDir, c.reg, c.log.With("component", "nodejs"), c.pidOf)
+		if err != nil {
+			return err
+		}
+		c.agents = agents
+		c.agentsUp <- agents
+	}
+	return nil
+}
+
+func commitOr(commit string) string {
+	if commit == "" {
+		return "unknown"
+	}
+	return commit
+}
+
+func (c *core) pidOf(job string) int {
+	st, _ := c.jobStatus(job)
+	return st.Pid
+}
+
+// runAgents runs the Node agents once a generation has asked for them,
+// until ctx ends.
+func (c *core) runAgents(ctx context.Context) {
+	select {
+	case a := <-c.agentsUp:
+		a.Run(ctx)
+	case <-ctx.Done():
+	}
+}
+
+func (c *core) registerRuntime() {
+	if c.reg != nil {
+		c.reg.MustRegister(runtimeCollectors()...)
+	}
+}
+
+func (c *core) telemetryJobs() []telemetry.Job {
+	if c.sup == nil {
+		return nil
+	}
+	js := c.sup.current()
+	out := make([]telemetry.Job, len(js))
+	for i, j := range js {
+		out[i] = j
+	}
+	return out
+}
+
+// gather is what /metrics serves: pilot's registry and the current custom
+// metrics'.
+func (c *core) gather() ([]*dto.MetricFamily, error) {
+	gs := prometheus.Gatherers{}
+	if c.reg != nil {
+		gs = append(gs, c.reg)
+	}
+	if m := c.metrics.Load(); m != nil {
+		gs = append(gs, m.reg)
+	}
+	return gs.Gather()
+}
+
+// applyCustomMetrics builds g's custom metrics when they differ from the
+// current ones (kept otherwise, with their values). Without metrics and
+// sensor jobs there are none.
+func (c *core) applyCustomMetrics(g *generation) error {
+	cur := c.metrics.Load()
+	if len(g.metrics) == 0 && !g.sensors {
+		c.metrics.Store(nil)
+		return nil
+	}
+	if cur != nil && reflect.DeepEqual(cur.defs, g.metrics) {
+		return nil
+	}
+	reg := prometheus.NewRegistry()
+	m, err := custom.New(g.metrics, reg)
+	if err != nil {
+		return &ConfigError{err}
+	}
+	c.metrics.Store(&customMetrics{defs: g.metrics, reg: reg, metrics: m})
+	return nil
+}
+
+// sensorHook is a sensor job's stdout hook: each line sets the custom
+// metrics current when it is read, so a reload that redefines them takes
+// the running job along.
+func (c *core) sensorHook(job string) func(line []byte) {
+	var (
+		mu   sync.Mutex
+		for_ *customMetrics
+		hook func([]byte)
+	)
+	return func(line []byte) {
+		cm := c.metrics.Load()
+		if cm == nil {
+			return
+		}
+		mu.Lock()
+		if cm != for_ {
+			for_, hook = cm, cm.metrics.Sensor(job, c.log)
+		}
+		h := hook
+		mu.Unlock()
+		h(line)
+	}
+}
+
+// specsToStart readies the specs of plans to be started: the main job
+// gets pilot's stdin (and the terminal, when it is pilot's), a job a new
+// watch reloads gets that watch's start gate.
+func (c *core) specsToStart(plans []jobPlan, gates map[string]<-chan struct{}) []jobs.Spec {
+	specs := make([]jobs.Spec, len(plans))
+	for i, p := range plans {
+		spec := p.spec
+		if spec.Main {
+			spec.Stdin = c.opts.Stdin
+			spec.Foreground = controllingTTY(c.opts.Stdin)
+		}
+		if g, ok := gates[spec.Name]; ok {
+			spec.StartGate = g
+		}
+		specs[i] = spec
+	}
+	return specs
+}

@@ -3,9 +3,10 @@ package pilot
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -32,56 +33,166 @@ type service struct {
 	// addressRecheck, and a change re-registers the service.
 	selector discovery.AddressSelector
 	address  string
+	// plan is what the service was built from; a reload that plans the
+	// same keeps it.
+	plan servicePlan
+	// stop ends the registrar's Run; done is closed once it has returned.
+	stop func()
+	done chan struct{}
 }
 
 // addressRecheck paces the search for a changed address (a container moved
 // to another network keeps running under the same pilot).
 const addressRecheck = 10 * time.Second
 
-// services are the registrations of one pilot, keyed by job name.
-type services map[string]*service
-
-// buildServices makes a registrar for every job with a service block. The
-// client is returned for the caller to close; observe (may be nil) is told
-// of each of its requests.
-func buildServices(cfg config.Config, log *slog.Logger, observe func(consul.Request)) (services, *consul.Client, error) {
-	if cfg.Consul == nil {
-		return nil, nil, nil
-	}
+// newConsulClient builds the client for cfg's consul block; observe (may
+// be nil) is told of each of its requests.
+func newConsulClient(c *config.Consul, observe func(consul.Request)) (*consul.Client, error) {
 	client, err := consul.NewClient(consul.Config{
-		Address:   cfg.Consul.Address,
-		Token:     cfg.Consul.Token,
-		TokenFile: cfg.Consul.TokenFile,
+		Address:   c.Address,
+		Token:     c.Token,
+		TokenFile: c.TokenFile,
 		TLS: consul.TLSConfig{
-			CAFile: cfg.Consul.TLS.CAFile, CertFile: cfg.Consul.TLS.CertFile, KeyFile: cfg.Consul.TLS.KeyFile,
-			ServerName: cfg.Consul.TLS.ServerName, InsecureSkipVerify: cfg.Consul.TLS.InsecureSkipVerify,
+			CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile,
+			ServerName: c.TLS.ServerName, InsecureSkipVerify: c.TLS.InsecureSkipVerify,
 		},
 		Observe: observe,
 	})
 	if err != nil {
-		return nil, nil, &ConfigError{err} // "consul: …" already
+		return nil, &ConfigError{err} // "consul: …" already
 	}
-	hostname, _ := os.Hostname()
-	out := services{}
-	for i, jc := range cfg.Jobs {
-		sc := jc.Service
-		if sc == nil {
+	return client, nil
+}
+
+// serviceSet keeps the registrations of the current generation's services,
+// one registrar each, fed by the health of its job: passing while the job
+// is healthy, critical in every other state. A reload changes the set in
+// place (apply); maintenance holds across reloads and agent restarts.
+type serviceSet struct {
+	log *slog.Logger
+	// jobStatus reads a job of the current set; false when there is none.
+	jobStatus func(job string) (jobs.Status, bool)
+
+	mu          sync.Mutex
+	byJob       map[string]*service
+	maintenance bool
+	ctx         context.Context // run's: registrars live as long as it
+	pending     []*service      // built before run began
+}
+
+// maintenanceReason is the note Consul shows for a service pilot took out
+// of rotation.
+const maintenanceReason = "pilot maintenance"
+
+func newServiceSet(log *slog.Logger, jobStatus func(string) (jobs.Status, bool)) *serviceSet {
+	return &serviceSet{log: log, jobStatus: jobStatus, byJob: map[string]*service{}}
+}
+
+// apply makes the set that of plans, reaching Consul through client.
+// Services of jobs in withdrawn were deregistered already (their jobs were
+// stopped): they are replaced without another request. A service whose
+// plan and client are unchanged keeps its registrar; one that changed is
+// deregistered and registered anew; one no longer planned is deregistered.
+func (ss *serviceSet) apply(ctx context.Context, plans []servicePlan, client *consul.Client, clientChanged bool, withdrawn []string) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	next := map[string]*service{}
+	var errs []error
+	for _, plan := range plans {
+		old := ss.byJob[plan.job]
+		if old != nil && !clientChanged && !slices.Contains(withdrawn, plan.job) && old.plan.same(plan) {
+			next[plan.job] = old
 			continue
 		}
-		sel := discovery.AddressSelector{Interface: sc.Address.Interface, CIDR: sc.Address.CIDR, Static: sc.Address.Static}
-		svc, err := discoveryService(*sc, sel, hostname)
+		r, err := consul.NewRegistrar(client, plan.svc, ss.log.With("job", plan.job))
 		if err != nil {
-			client.Close()
-			return nil, nil, &ConfigError{fmt.Errorf("jobs[%d].service.%w", i, err)}
+			errs = append(errs, fmt.Errorf("service of job %s: %w", plan.job, err))
+			continue
 		}
-		r, err := consul.NewRegistrar(client, svc, log.With("job", jc.Name))
-		if err != nil {
-			client.Close()
-			return nil, nil, &ConfigError{fmt.Errorf("jobs[%d].service: %w", i, err)}
+		s := &service{job: plan.job, registrar: r, drain: plan.drain, selector: plan.selector, address: plan.svc.Address, plan: plan}
+		if st, ok := ss.jobStatus(plan.job); ok && st.State == jobs.Healthy {
+			r.SetStatus(discovery.Passing, "")
 		}
-		out[jc.Name] = &service{job: jc.Name, registrar: r, drain: sc.Drain, selector: sel, address: svc.Address}
+		if ss.maintenance {
+			_ = r.SetMaintenance(ctx, true, maintenanceReason) // not registered yet: recorded
+		}
+		next[plan.job] = s
 	}
-	return out, client, nil
+	for job, old := range ss.byJob {
+		if next[job] == old {
+			continue
+		}
+		if !slices.Contains(withdrawn, job) {
+			dctx, cancel := context.WithTimeout(ctx, deregisterTimeout)
+			if err := old.registrar.Deregister(dctx); err != nil {
+				ss.log.Warn("reload: deregistration failed; going on", "job", job, "err", err)
+			}
+			cancel()
+		}
+		old.halt()
+	}
+	ss.byJob = next
+	for _, s := range next {
+		if s.stop == nil {
+			ss.launch(s)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// launch runs s's registrar, now if the set runs, else once it does.
+// Called with mu held.
+func (ss *serviceSet) launch(s *service) {
+	s.done = make(chan struct{})
+	if ss.ctx == nil {
+		s.stop = func() {}
+		ss.pending = append(ss.pending, s)
+		return
+	}
+	ctx, cancel := context.WithCancel(ss.ctx)
+	s.stop = cancel
+	go func() {
+		defer close(s.done)
+		_ = s.registrar.Run(ctx)
+	}()
+}
+
+// halt stops s's registrar and waits for its Run to return.
+func (s *service) halt() {
+	s.stop()
+	if s.done != nil {
+		<-s.done
+	}
+}
+
+// setMaintenance takes every service out of rotation (on) or puts it back:
+// Consul's maintenance mode for each, remembered for the services a
+// reload adds and re-applied by each registrar after the agent lost it.
+func (ss *serviceSet) setMaintenance(ctx context.Context, on bool) error {
+	ss.mu.Lock()
+	ss.maintenance = on
+	all := slices.Collect(maps.Values(ss.byJob))
+	ss.mu.Unlock()
+	var errs []error
+	for _, s := range all {
+		if err := s.registrar.SetMaintenance(ctx, on, maintenanceReason); err != nil {
+			errs = append(errs, fmt.Errorf("service of job %s: %w", s.job, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (ss *serviceSet) inMaintenance() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.maintenance
+}
+
+// list returns the current services.
+func (ss *serviceSet) list() []*service {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return slices.Collect(maps.Values(ss.byJob))
 }
 
 func discoveryService(sc config.Service, sel discovery.AddressSelector, hostname string) (discovery.Service, error) {
@@ -139,7 +250,7 @@ func selectAddress(sel discovery.AddressSelector) (string, error) {
 
 // recheckAddresses registers again, with its new address, every service
 // whose selected address changed.
-func (ss services) recheckAddresses(log *slog.Logger) {
+func recheckAddresses(ss []*service, log *slog.Logger) {
 	for _, s := range ss {
 		if s.selector.Static != "" {
 			continue
@@ -154,26 +265,37 @@ func (ss services) recheckAddresses(log *slog.Logger) {
 	}
 }
 
-// run keeps every registration alive and feeds each the health of its job:
-// passing while the job is healthy, critical in every other state. changes
-// must be subscribed before any job starts. It returns when ctx ends.
-func (ss services) run(ctx context.Context, changes *jobs.Subscription, log *slog.Logger) {
+// run keeps every registration alive and feeds each the health of its
+// job. changes must be subscribed before any job starts. It returns when
+// ctx ends, once every registrar has.
+func (ss *serviceSet) run(ctx context.Context, changes *jobs.Subscription) {
+	ss.mu.Lock()
+	ss.ctx = ctx
+	pending := ss.pending
+	ss.pending = nil
+	for _, s := range pending {
+		ss.launch(s)
+	}
+	ss.mu.Unlock()
+	defer func() {
+		for _, s := range ss.list() {
+			s.halt()
+		}
+	}()
 	recheck := time.NewTicker(addressRecheck)
 	defer recheck.Stop()
-	var wg sync.WaitGroup
-	for _, s := range ss {
-		wg.Go(func() { _ = s.registrar.Run(ctx) })
-	}
-	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-recheck.C:
-			ss.recheckAddresses(log)
+			ss.mu.Lock() // addresses are the set's to change
+			recheckAddresses(slices.Collect(maps.Values(ss.byJob)), ss.log)
+			ss.mu.Unlock()
 		case <-changes.Ready():
+			ss.mu.Lock()
 			for _, c := range changes.Drain() {
-				s, ok := ss[c.Job]
+				s, ok := ss.byJob[c.Job]
 				if !ok {
 					continue
 				}
@@ -183,6 +305,7 @@ func (ss services) run(ctx context.Context, changes *jobs.Subscription, log *slo
 					s.registrar.SetStatus(discovery.Critical, "job "+c.State.String())
 				}
 			}
+			ss.mu.Unlock()
 		}
 	}
 }
@@ -190,16 +313,21 @@ func (ss services) run(ctx context.Context, changes *jobs.Subscription, log *slo
 // withdraw takes the services of the given jobs out of Consul before they
 // stop: critical, deregistered (each within deregisterTimeout), then the
 // longest drain among those that were ever registered, cut short by ctx.
-func (ss services) withdraw(ctx context.Context, js []*jobs.Job, log *slog.Logger) {
+// phase ("shutdown", "reload") begins its log lines.
+func (ss *serviceSet) withdraw(ctx context.Context, js []*jobs.Job, phase string) {
 	var (
 		wg    sync.WaitGroup
 		drain time.Duration
 	)
+	ss.mu.Lock()
+	var mine []*service
 	for _, j := range js {
-		s, ok := ss[j.Name()]
-		if !ok {
-			continue
+		if s, ok := ss.byJob[j.Name()]; ok {
+			mine = append(mine, s)
 		}
+	}
+	ss.mu.Unlock()
+	for _, s := range mine {
 		if s.registrar.EverRegistered() { // else no proxy ever routed to it
 			drain = max(drain, s.drain)
 		}
@@ -207,19 +335,21 @@ func (ss services) withdraw(ctx context.Context, js []*jobs.Job, log *slog.Logge
 			dctx, cancel := context.WithTimeout(ctx, deregisterTimeout)
 			defer cancel()
 			if err := s.registrar.Deregister(dctx); err != nil {
-				log.Warn("shutdown: deregistration failed; going on", "job", s.job, "err", err)
+				ss.log.Warn(phase+": deregistration failed; going on", "job", s.job, "err", err)
 				return
 			}
 			if s.registrar.EverRegistered() { // else there was nothing to deregister
-				log.Info("shutdown: deregistered", "job", s.job)
+				ss.log.Info(phase+": deregistered", "job", s.job)
 			}
 		})
 	}
 	wg.Wait()
 	if drain > 0 {
-		log.Info("shutdown: draining", "for", drain)
+		ss.log.Info(phase+": draining", "for", drain)
+		t := time.NewTimer(drain)
+		defer t.Stop()
 		select {
-		case <-time.After(drain):
+		case <-t.C:
 		case <-ctx.Done():
 		}
 	}

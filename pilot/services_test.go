@@ -26,15 +26,14 @@ func (f *fakeRegistrar) Run(ctx context.Context) error { <-ctx.Done(); return ni
 func TestRecheckAddresses(t *testing.T) {
 	moved := &fakeRegistrar{}
 	static := &fakeRegistrar{}
-	ss := services{
-		"app":   {job: "app", registrar: moved, selector: discovery.AddressSelector{CIDR: "127.0.0.0/8"}, address: "10.0.0.1"},
-		"other": {job: "other", registrar: static, selector: discovery.AddressSelector{Static: "10.0.0.2"}, address: "10.0.0.2"},
+	app := &service{job: "app", registrar: moved, selector: discovery.AddressSelector{CIDR: "127.0.0.0/8"}, address: "10.0.0.1"}
+	ss := []*service{app,
+		{job: "other", registrar: static, selector: discovery.AddressSelector{Static: "10.0.0.2"}, address: "10.0.0.2"}}
+	recheckAddresses(ss, slog.New(slog.DiscardHandler))
+	if len(moved.addresses) != 1 || moved.addresses[0] != "127.0.0.1" || app.address != "127.0.0.1" {
+		t.Fatalf("moved service: %v, now %s", moved.addresses, app.address)
 	}
-	ss.recheckAddresses(slog.New(slog.DiscardHandler))
-	if len(moved.addresses) != 1 || moved.addresses[0] != "127.0.0.1" || ss["app"].address != "127.0.0.1" {
-		t.Fatalf("moved service: %v, now %s", moved.addresses, ss["app"].address)
-	}
-	ss.recheckAddresses(slog.New(slog.DiscardHandler))
+	recheckAddresses(ss, slog.New(slog.DiscardHandler))
 	if len(moved.addresses) != 1 || len(static.addresses) != 0 {
 		t.Fatalf("re-registered without a change: %v %v", moved.addresses, static.addresses)
 	}
@@ -60,90 +59,23 @@ func TestDiscoveryServiceTraefikTags(t *testing.T) {
 	}
 }
 
-// The debounce applies the first snapshot at once, then acts once a burst
-// has been quiet for min, and at the latest max after it began, always with
-// the newest snapshot.
-func TestWatchDebounce(t *testing.T) {
-	w := &watch{cfg: config.Watch{Debounce: config.Debounce{Min: 60 * time.Millisecond, Max: 200 * time.Millisecond}}}
-	ctx, cancel := context.WithCancel(context.Background())
-	updates := make(chan discovery.Snapshot)
-	applied := make(chan int, 10)
-	done := make(chan struct{})
-	go func() {
-		w.debounce(ctx, updates, func(s discovery.Snapshot) { applied <- len(s.Instances) })
-		close(done)
-	}()
-	defer func() { cancel(); <-done }()
-	send := func(n int) { updates <- discovery.Snapshot{Instances: make([]discovery.Instance, n)} }
-
-	send(0) // the first snapshot (TestWatchFirstSnapshotNotDebounced)
-	<-applied
-
-	// A change every 20 ms never leaves 60 ms of quiet: max cuts in.
-	began := time.Now()
-	for n := 1; n <= 15; n++ {
-		send(n)
-		time.Sleep(20 * time.Millisecond)
-	}
-	select {
-	case n := <-applied:
-		if took := time.Since(began); n >= 15 {
-			t.Fatalf("applied only after the burst (%v); max did not cut in", took)
-		}
-	default:
-		t.Fatal("nothing applied within a 300 ms burst with max 200ms")
-	}
-	// A lone change is applied once quiet, with the newest snapshot.
-	for len(applied) > 0 {
-		<-applied
-	}
-	time.Sleep(100 * time.Millisecond)
-	for len(applied) > 0 {
-		<-applied
-	}
-	send(42)
-	select {
-	case n := <-applied:
-		if n != 42 {
-			t.Fatalf("applied %d, want the newest 42", n)
-		}
-	case <-time.After(time.Second):
-		t.Fatal("a lone change was never applied")
-	}
-}
-
-// The first snapshot is the state at start, not a burst: it is applied at
-// once, whatever debounce.min says.
-func TestWatchFirstSnapshotNotDebounced(t *testing.T) {
-	w := &watch{cfg: config.Watch{Debounce: config.Debounce{Min: time.Minute, Max: time.Hour}}}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	updates := make(chan discovery.Snapshot, 1)
-	applied := make(chan struct{}, 1)
-	go w.debounce(ctx, updates, func(discovery.Snapshot) { applied <- struct{}{} })
-	updates <- discovery.Snapshot{}
-	select {
-	case <-applied:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first snapshot waited for debounce.min")
-	}
-}
-
 // Errors built from the Consul client's and the address selection's own
 // carry their prefix once: "consul: reading token file", never
 // "consul: consul: …"; "jobs[0].service.address: no interface", never
 // "address: address: …".
 func TestServiceErrorsPrefixedOnce(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "token")
-	cfg := config.Config{Consul: &config.Consul{Address: "127.0.0.1:1", TokenFile: missing}}
-	_, _, err := buildServices(cfg, slog.New(slog.DiscardHandler), nil)
+	c := newCore(Options{Log: slog.New(slog.DiscardHandler)})
+	jobs := []config.Job{{Name: "app", Exec: []string{"true"}}}
+	cfg := &config.Config{Consul: &config.Consul{Address: "127.0.0.1:1", TokenFile: missing}, Jobs: jobs}
+	_, _, err := c.prepare(cfg)
 	if want := `consul: reading token file "` + missing + `": no such file or directory`; err == nil || err.Error() != want {
 		t.Errorf("missing token file: %v, want %s", err, want)
 	}
 
-	cfg = config.Config{Consul: &config.Consul{Address: "127.0.0.1:1"}, Jobs: []config.Job{{Name: "app",
+	cfg = &config.Config{Consul: &config.Consul{Address: "127.0.0.1:1"}, Jobs: []config.Job{{Name: "app", Exec: []string{"true"},
 		Service: &config.Service{Name: "web", Port: 3000, TTL: 10 * time.Second, Address: config.Address{Interface: "nosuch0"}}}}}
-	_, _, err = buildServices(cfg, slog.New(slog.DiscardHandler), nil)
+	_, _, err = c.prepare(cfg)
 	if want := `jobs[0].service.address: no interface "nosuch0"`; err == nil || err.Error() != want {
 		t.Errorf("unknown interface: %v, want %s", err, want)
 	}

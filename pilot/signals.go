@@ -33,7 +33,7 @@ var jobControl = []syscall.Signal{syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGT
 // function waits for them. The delivery lasts as long as the process: Run
 // is called once per process, and signal.Stop would cost as much again on
 // the way out.
-func listenSignals(log *slog.Logger, js []*jobs.Job) (<-chan os.Signal, func()) {
+func listenSignals(log *slog.Logger, js []*jobs.Job, reloads bool) (<-chan os.Signal, func()) {
 	var stops, others []os.Signal
 	var ignored []string
 	for _, sig := range slices.Concat([]syscall.Signal{syscall.SIGTERM, syscall.SIGINT}, jobControl, config.Forwardable) {
@@ -42,7 +42,7 @@ func listenSignals(log *slog.Logger, js []*jobs.Job) (<-chan os.Signal, func()) 
 			stops = append(stops, sig)
 		case !signal.Ignored(sig):
 			others = append(others, sig)
-		case stopsPilot(sig) || forwardedByAny(js, sig):
+		case stopsPilot(sig) || forwardedByAny(js, sig) || reloads && sig == syscall.SIGHUP:
 			ignored = append(ignored, unix.SignalName(sig))
 		}
 	}
@@ -60,15 +60,27 @@ func listenSignals(log *slog.Logger, js []*jobs.Job) (<-chan os.Signal, func()) 
 	return c, func() { <-registered }
 }
 
-// onSignal acts on a signal other than TERM and INT: a forwardable one goes
-// to the jobs that asked for it, job control is dropped.
+// onSignal acts on a signal other than TERM and INT: SIGHUP reloads the
+// config when pilot runs one (onHangup), which forwards it afterwards; a
+// forwardable one goes to the jobs that asked for it; job control is
+// dropped.
 func (s *supervisor) onSignal(sig syscall.Signal) {
 	if slices.Contains(jobControl, sig) {
 		s.log.Debug("ignoring signal", "signal", sig)
 		return
 	}
+	if sig == syscall.SIGHUP && s.onHangup != nil {
+		s.log.Info("received signal: reloading the config", "signal", sig)
+		go s.onHangup()
+		return
+	}
+	s.forward(sig)
+}
+
+// forward passes sig on to the jobs whose forwardSignals list it.
+func (s *supervisor) forward(sig syscall.Signal) {
 	forwarded := false
-	for _, j := range s.jobs {
+	for _, j := range s.current() {
 		if slices.Contains(j.Spec().Forward, sig) {
 			j.Forward(sig)
 			forwarded = true

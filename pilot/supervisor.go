@@ -2,9 +2,11 @@ package pilot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -14,21 +16,64 @@ import (
 	"github.com/nodepilot/pilot/jobs"
 )
 
-// supervisor runs the jobs, notices when pilot must stop, and carries out
-// the shutdown as one bounded sequence.
+// supervisor runs the jobs, replaces them while pilot runs (a reload, a
+// restart asked for on the control socket), notices when pilot must stop,
+// and carries out the shutdown as one bounded sequence.
+//
+// The set of jobs changes only through replace, which is serialised by the
+// core; every read of the set holds mu.
 type supervisor struct {
 	log         *slog.Logger
-	jobs        []*jobs.Job
-	main        *jobs.Job
 	bus         *jobs.Bus
 	reaper      *jobs.Reaper
-	services    services
+	deps        jobs.Deps
 	stopTimeout time.Duration
+	// withdraw takes the services of jobs about to stop out of Consul
+	// (services.withdraw); nil without services.
+	withdraw func(ctx context.Context, js []*jobs.Job, phase string)
 	// signals delivers the signals pilot acts on (listenSignals): the
 	// supervisor's own loop turns TERM and INT into the shutdown, with no
 	// goroutine between the signal and the stop.
 	signals <-chan os.Signal
+	// onHangup, when set (config mode), is called for SIGHUP instead of
+	// forwarding it at once: it reloads the config, then forwards.
+	onHangup func()
+
+	// wake asks the loop to look again whether pilot is done (after a
+	// replace).
+	wake chan struct{}
+
+	mu   sync.Mutex
+	jobs []*jobs.Job // the current set, in the config's order
+	main *jobs.Job
+	// retiring are jobs a replace is stopping; the shutdown waits for them
+	// too.
+	retiring []*jobs.Job
+	// replacing is set while a replace runs: a main job stopped to be
+	// replaced has not ended pilot.
+	replacing bool
+	// stopping is set once the shutdown has begun: no replace starts a job
+	// after it.
+	stopping bool
+	running  sync.WaitGroup
 }
+
+// newSupervisor builds a supervisor for the jobs of specs, not yet running.
+func newSupervisor(log *slog.Logger, deps jobs.Deps, stopTimeout time.Duration, specs []jobs.Spec) *supervisor {
+	s := &supervisor{log: log, bus: deps.Bus, reaper: deps.Reaper, deps: deps, stopTimeout: stopTimeout,
+		wake: make(chan struct{}, 1)}
+	for _, spec := range specs {
+		j := jobs.New(spec, deps)
+		if spec.Main {
+			s.main = j
+		}
+		s.jobs = append(s.jobs, j)
+	}
+	return s
+}
+
+// errShuttingDown refuses a change once pilot's shutdown has begun.
+var errShuttingDown = errors.New("pilot is shutting down")
 
 // sweepGrace is how long leftover processes get between SIGTERM and SIGKILL
 // in the final sweep, when the shutdown deadline leaves that much.
@@ -37,18 +82,42 @@ const sweepGrace = 2 * time.Second
 // killWait bounds the wait for processes after SIGKILL past the deadline.
 const killWait = time.Second
 
+// current returns the jobs now in the set, in the config's order.
+func (s *supervisor) current() []*jobs.Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.jobs)
+}
+
+// job returns the job of that name in the current set, nil if none.
+func (s *supervisor) job(name string) *jobs.Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range s.jobs {
+		if j.Name() == name {
+			return j
+		}
+	}
+	return nil
+}
+
+func (s *supervisor) start(j *jobs.Job) {
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		j.Run(context.Background()) // stopped explicitly
+	}()
+}
+
 func (s *supervisor) run(ctx context.Context) int {
 	changes := s.bus.Subscribe()
 	defer s.bus.Unsubscribe(changes)
-	var running sync.WaitGroup
+	s.mu.Lock()
 	for _, j := range s.jobs {
-		running.Add(1)
-		go func() {
-			defer running.Done()
-			j.Run(context.Background()) // stopped explicitly by shutdown
-		}()
+		s.start(j)
 	}
-	defer running.Wait()
+	s.mu.Unlock()
+	defer s.running.Wait()
 
 	var trigger syscall.Signal // the signal that stopped pilot, if one did
 	reason := ""
@@ -67,6 +136,8 @@ func (s *supervisor) run(ctx context.Context) int {
 		case <-changes.Ready():
 			changes.Drain()
 			reason = s.finished()
+		case <-s.wake:
+			reason = s.finished()
 		}
 	}
 	stopSignal := trigger
@@ -79,6 +150,11 @@ func (s *supervisor) run(ctx context.Context) int {
 
 // finished says why pilot should stop now, or "" to keep going.
 func (s *supervisor) finished() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.replacing {
+		return "" // asked again once the replace is done
+	}
 	if s.main != nil {
 		if st := s.main.Status(); st.Final {
 			return mainEnded(st)
@@ -105,15 +181,18 @@ func mainEnded(st jobs.Status) string {
 }
 
 func (s *supervisor) exitCode(trigger syscall.Signal) int {
-	if s.main == nil {
-		for _, j := range s.jobs {
+	s.mu.Lock()
+	main, all := s.main, slices.Clone(s.jobs)
+	s.mu.Unlock()
+	if main == nil {
+		for _, j := range all {
 			if st := j.Status(); st.State == jobs.Failed {
 				return 1
 			}
 		}
 		return 0
 	}
-	st := s.main.Status()
+	st := main.Status()
 	switch {
 	case st.LastExit != nil:
 		return st.LastExit.Code
@@ -121,6 +200,99 @@ func (s *supervisor) exitCode(trigger syscall.Signal) int {
 		return 128 + int(trigger) // stopped before it ever ran
 	}
 	return 1
+}
+
+// replace stops the jobs named in stop and then starts a job for each of
+// start, in the set's order given by order (every name of the new set).
+// The stopped jobs go the way of a shutdown, dependants first: out of
+// Consul (critical, deregistered, drained), preStop, their stop signal,
+// KILL at their stopTimeout, postStop. A job in both is restarted. The
+// jobs in neither keep running untouched.
+//
+// Stopped jobs are forgotten by the bus before the new ones subscribe, so
+// that a new job's dependency gate never sees the old instance's "stopped".
+// It returns errShuttingDown, having started nothing, when the shutdown
+// began meanwhile.
+//
+// With carry (an operator's restart), a started job continues the run and
+// restart counts of the one it replaces.
+func (s *supervisor) replace(ctx context.Context, stop []string, start []jobs.Spec, order []string, carry bool) error {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		return errShuttingDown
+	}
+	s.replacing = true
+	var keep []*jobs.Job
+	for _, j := range s.jobs {
+		if slices.Contains(stop, j.Name()) {
+			s.retiring = append(s.retiring, j)
+		} else {
+			keep = append(keep, j)
+		}
+	}
+	retiring := slices.Clone(s.retiring)
+	s.jobs = keep
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.replacing = false
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}()
+
+	levels := stopOrder(retiring)
+	for _, level := range levels {
+		if s.withdraw != nil {
+			s.withdraw(ctx, level, "reload")
+		}
+		for _, j := range level {
+			j.Stop(syscall.SIGTERM) // the job's own stopSignal wins
+		}
+		waitAll(context.Background(), level) // each is killed at its stopTimeout
+	}
+	for _, level := range levels {
+		for _, j := range level {
+			j.RunPostStop(ctx)
+			s.bus.Forget(j.Name())
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retiring = slices.DeleteFunc(s.retiring, func(j *jobs.Job) bool { return slices.Contains(retiring, j) })
+	if s.stopping {
+		return errShuttingDown
+	}
+	byName := map[string]*jobs.Job{}
+	for _, j := range s.jobs {
+		byName[j.Name()] = j
+	}
+	var started []*jobs.Job
+	for _, spec := range start {
+		j := jobs.New(spec, s.deps)
+		if i := slices.IndexFunc(retiring, func(r *jobs.Job) bool { return r.Name() == spec.Name }); carry && i >= 0 {
+			j.Succeed(retiring[i].Status())
+		}
+		byName[spec.Name] = j
+		started = append(started, j)
+	}
+	s.jobs, s.main = s.jobs[:0:0], nil
+	for _, name := range order {
+		if j := byName[name]; j != nil {
+			s.jobs = append(s.jobs, j)
+			if j.Spec().Main {
+				s.main = j
+			}
+		}
+	}
+	for _, j := range started {
+		s.start(j)
+	}
+	return nil
 }
 
 // shutdown stops every job, dependants before what they depend on — a job
@@ -137,6 +309,10 @@ func (s *supervisor) shutdown(sig syscall.Signal, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.stopTimeout)
 	defer cancel()
 	s.reaper.CloseJobStarts()
+	s.mu.Lock()
+	s.stopping = true
+	all := slices.Concat(s.jobs, s.retiring)
+	s.mu.Unlock()
 	s.log.Info("shutdown: begin", "reason", reason, "stopTimeout", s.stopTimeout)
 	go func() { // signals keep working during the shutdown, but for a second stop
 		for {
@@ -145,7 +321,7 @@ func (s *supervisor) shutdown(sig syscall.Signal, reason string) {
 				if sig := received.(syscall.Signal); stopsPilot(sig) {
 					s.log.Info("shutdown already under way; signal ignored", "signal", sig)
 				} else {
-					s.onSignal(sig)
+					s.forward(sig)
 				}
 			case <-ctx.Done():
 				return
@@ -153,9 +329,11 @@ func (s *supervisor) shutdown(sig syscall.Signal, reason string) {
 		}
 	}()
 
-	order := stopOrder(s.jobs)
+	order := stopOrder(all)
 	for _, level := range order {
-		s.services.withdraw(ctx, level, s.log)
+		if s.withdraw != nil {
+			s.withdraw(ctx, level, "shutdown")
+		}
 		for _, j := range level {
 			j.Stop(sig)
 		}
@@ -165,11 +343,11 @@ func (s *supervisor) shutdown(sig syscall.Signal, reason string) {
 	}
 	if ctx.Err() != nil {
 		s.log.Warn("shutdown: deadline passed, killing what is left")
-		for _, j := range s.jobs {
+		for _, j := range all {
 			j.Kill()
 		}
 		killCtx, cancelKill := context.WithTimeout(context.Background(), killWait)
-		waitAll(killCtx, s.jobs)
+		waitAll(killCtx, all)
 		cancelKill()
 	}
 

@@ -42,11 +42,11 @@ func benchGather(b *testing.B, cs ...prometheus.Collector) {
 
 func BenchmarkGather50Jobs(b *testing.B) {
 	js := benchJobs(b, 50)
-	procs, err := NewProcessCollector(js)
+	procs, err := NewProcessCollector(func() []Job { return js })
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("jobs", func(b *testing.B) { benchGather(b, NewJobCollector(js)) })
+	b.Run("jobs", func(b *testing.B) { benchGather(b, NewJobCollector(func() []Job { return js })) })
 	b.Run("processes", func(b *testing.B) { benchGather(b, procs) })
 	b.Run("go+process", func(b *testing.B) {
 		benchGather(b, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -57,7 +57,7 @@ func BenchmarkGather50Jobs(b *testing.B) {
 // with pilot's collectors over 50 running jobs.
 func BenchmarkMetricsHandler50Jobs(b *testing.B) {
 	js := benchJobs(b, 50)
-	procs, err := NewProcessCollector(js)
+	procs, err := NewProcessCollector(func() []Job { return js })
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func BenchmarkMetricsHandler50Jobs(b *testing.B) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		NewBuildInfo("dev", "x"), NewJobCollector(js), procs, NewHealthChecks(names), NewExits(), NewConsul(), NewWatches(nil))
+		NewBuildInfo("dev", "x"), NewJobCollector(func() []Job { return js }), procs, NewHealthChecks(names), NewExits(), NewConsul(), NewWatches(nil))
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	for _, enc := range []string{"identity", "gzip"} {
 		b.Run(enc, func(b *testing.B) {

@@ -31,6 +31,13 @@ func NewHealthChecks(jobs []string) *HealthChecks {
 	return h
 }
 
+// Declare gives each of jobs its (zero) series, for jobs a reload added.
+func (h *HealthChecks) Declare(jobs []string) {
+	for _, j := range jobs {
+		h.hist.WithLabelValues(j)
+	}
+}
+
 // Observe records one check of job that took took.
 func (h *HealthChecks) Observe(job string, took time.Duration) {
 	h.hist.WithLabelValues(job).Observe(took.Seconds())

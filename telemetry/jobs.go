@@ -36,15 +36,16 @@ func entries(js []Job) []jobEntry {
 // pilot_job_runs_total, pilot_job_restarts_total and, for jobs with a
 // health check, pilot_health_status.
 type JobCollector struct {
-	jobs                              []jobEntry
+	jobs                              func() []Job
 	states                            []jobs.State
 	up, state, runs, restarts, health *prometheus.Desc
 }
 
-// NewJobCollector returns the collector for js, which must not change.
-func NewJobCollector(js []Job) *JobCollector {
+// NewJobCollector returns the collector for the jobs js returns at each
+// scrape (the set changes with a reload).
+func NewJobCollector(js func() []Job) *JobCollector {
 	return &JobCollector{
-		jobs:   entries(js),
+		jobs:   js,
 		states: jobs.States(),
 		up: prometheus.NewDesc("pilot_job_up",
 			"1 while the job's process runs, else 0.", []string{"job"}, nil),
@@ -68,7 +69,7 @@ func (c *JobCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *JobCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, j := range c.jobs {
+	for _, j := range entries(c.jobs()) {
 		st := j.status()
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, boolValue(st.Pid != 0), j.name)
 		for _, s := range c.states {
@@ -114,9 +115,23 @@ func NewExits() *Exits {
 // it; a job stopped while no process ran publishes its last exit again, so
 // an exit counts only when the job was in a state with a process (or about
 // to have one).
+//
+// A replayed change (from a subscription's snapshot) counts nothing: its
+// exit, if any, was published before, to the subscriptions of the time. It
+// only tells where a job stands that Exits has not heard of, so that the
+// exit of a run already up when Exits subscribed still counts; of a job it
+// knows, what it heard live stands, so that when two subscriptions feed it
+// (a reload's old and new), the live copy of an exit is the one counted.
 func (e *Exits) Observe(c jobs.StateChange) {
 	e.mu.Lock()
-	prev := e.last[c.Job]
+	prev, known := e.last[c.Job]
+	if c.Replayed {
+		if !known {
+			e.last[c.Job] = c.State
+		}
+		e.mu.Unlock()
+		return
+	}
 	e.last[c.Job] = c.State
 	e.mu.Unlock()
 	if c.Exit == nil {
@@ -129,7 +144,8 @@ func (e *Exits) Observe(c jobs.StateChange) {
 }
 
 // Run feeds Observe from sub until ctx ends, then takes what is left in
-// sub. Subscribe before any job starts so that no exit is missed.
+// sub. Subscribe before any job starts so that no exit is missed; a later
+// subscription starts with the bus's snapshot, which counts nothing.
 func (e *Exits) Run(ctx context.Context, sub *jobs.Subscription) {
 	for {
 		done := false

@@ -25,7 +25,7 @@ import (
 // each read, a read to EOF, fmt.Fscan parsing). The open-fd count is the
 // size of /proc/PID/fd (O(1) since Linux 6.2), else the entries listed.
 type ProcessCollector struct {
-	jobs     []jobEntry
+	jobs     func() []Job
 	procRoot string
 	pageSize float64
 
@@ -35,14 +35,15 @@ type ProcessCollector struct {
 	boot     float64 // seconds since the epoch; 0 when unknown
 }
 
-// NewProcessCollector returns the collector for js, reading /proc.
-func NewProcessCollector(js []Job) (*ProcessCollector, error) {
+// NewProcessCollector returns the collector for the jobs js returns at
+// each scrape, reading /proc.
+func NewProcessCollector(js func() []Job) (*ProcessCollector, error) {
 	const procRoot = "/proc"
 	if _, err := os.Stat(procRoot + "/self/stat"); err != nil {
 		return nil, err
 	}
 	return &ProcessCollector{
-		jobs:     entries(js),
+		jobs:     js,
 		procRoot: procRoot,
 		pageSize: float64(os.Getpagesize()),
 		cpu: prometheus.NewDesc("pilot_process_cpu_seconds_total",
@@ -69,7 +70,7 @@ const userHZ = 100
 
 func (c *ProcessCollector) Collect(ch chan<- prometheus.Metric) {
 	buf := make([]byte, 1024)
-	for _, j := range c.jobs {
+	for _, j := range entries(c.jobs()) {
 		pid := j.status().Pid
 		if pid == 0 {
 			continue

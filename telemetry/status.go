@@ -19,6 +19,15 @@ type PilotStatus struct {
 	Commit  string    `json:"commit"`
 	Pid     int       `json:"pid"`
 	Started time.Time `json:"started"`
+	// Maintenance is pilot-wide maintenance (pilot maintenance on): every
+	// service held out of rotation. Always present, so that a script
+	// reads false rather than a missing key.
+	Maintenance bool `json:"maintenance"`
+	// PutEnv names the variables set through the control socket (pilot
+	// putenv), sorted; the jobs' runs started since have them. Only the
+	// names: /status is also served on telemetry's TCP port, and values
+	// may be secrets.
+	PutEnv []string `json:"putEnv,omitempty"`
 }
 
 type JobStatus struct {
@@ -29,6 +38,9 @@ type JobStatus struct {
 	Main  bool   `json:"main,omitempty"`
 	// Pid is the job's process, 0 when none runs.
 	Pid int `json:"pid"`
+	// Started is when that process started; absent when none runs. pilot
+	// status shows the uptime from it.
+	Started *time.Time `json:"started,omitempty"`
 	// Runs counts every run started; Restarts those that replaced a run
 	// that ended (not periodic or triggered runs).
 	Runs     int         `json:"runs"`
@@ -88,6 +100,10 @@ func JobStatusOf(j Job) JobStatus {
 	st := j.Status()
 	spec := j.Spec()
 	out := JobStatus{Name: st.Name, State: st.State.String(), Main: spec.Main, Pid: st.Pid, Runs: st.Runs, Restarts: st.Restarts, Blocked: st.Blocked}
+	if !st.Started.IsZero() {
+		started := st.Started
+		out.Started = &started
+	}
 	if e := st.LastExit; e != nil {
 		out.LastExit = &ExitStatus{Code: e.Code, Signal: e.Signal}
 		if e.Err != nil {

@@ -57,7 +57,7 @@ func TestJobCollector(t *testing.T) {
 	app.set(func(s *jobs.Status) { s.State, s.Pid, s.Runs, s.Restarts = jobs.Healthy, 42, 3, 2 })
 	migrate := newFakeJob("migrate", false)
 	migrate.set(func(s *jobs.Status) { s.State, s.Final, s.Runs = jobs.Succeeded, true, 1 })
-	c := NewJobCollector([]Job{app, migrate})
+	c := NewJobCollector(func() []Job { return []Job{app, migrate} })
 
 	want := `
 # HELP pilot_job_up 1 while the job's process runs, else 0.
@@ -164,6 +164,46 @@ func TestExitsRunDrainsTheBus(t *testing.T) {
 	}
 }
 
+// A subscription taken late starts with the bus's snapshot: the exits in
+// it were before Exits subscribed and count nothing, but the state it
+// gives lets the exit of a run that was up count when it comes.
+func TestExitsSkipReplayedChanges(t *testing.T) {
+	bus := jobs.NewBus()
+	bus.Publish(jobs.StateChange{Job: "once", State: jobs.Running})
+	bus.Publish(jobs.StateChange{Job: "once", State: jobs.Failed, Exit: &jobs.ExitStatus{Code: 1}, Final: true})
+	bus.Publish(jobs.StateChange{Job: "web", State: jobs.Running})
+	sub := bus.Subscribe()
+	bus.Publish(jobs.StateChange{Job: "web", State: jobs.Restarting, Exit: &jobs.ExitStatus{Code: 2}})
+	e := NewExits()
+	for _, c := range sub.Drain() {
+		e.Observe(c)
+	}
+	want := `
+# HELP pilot_job_exits_total Ends of the job's processes, by exit code (128+N when killed by signal N).
+# TYPE pilot_job_exits_total counter
+pilot_job_exits_total{code="2",job="web"} 1
+`
+	if err := testutil.CollectAndCompare(e, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// When a new subscription overlaps the old one (a reload), the replayed
+// copy of an exit counts nothing and does not hide the live copy.
+func TestExitsCountTheLiveCopyOfAnExit(t *testing.T) {
+	e := NewExits()
+	exit := &jobs.ExitStatus{Code: 2}
+	e.Observe(jobs.StateChange{Job: "web", State: jobs.Running})
+	e.Observe(jobs.StateChange{Job: "web", State: jobs.Restarting, Exit: exit, Replayed: true})
+	if n := testutil.CollectAndCount(e); n != 0 {
+		t.Fatalf("%d series after the replayed exit, want none", n)
+	}
+	e.Observe(jobs.StateChange{Job: "web", State: jobs.Restarting, Exit: exit})
+	if v := testutil.ToFloat64(e.vec.WithLabelValues("web", "2")); v != 1 {
+		t.Fatalf("exits = %v after the live copy, want 1", v)
+	}
+}
+
 func TestHealthChecks(t *testing.T) {
 	h := NewHealthChecks([]string{"app", "idle"})
 	h.Observe("app", 3*time.Millisecond)
@@ -267,7 +307,7 @@ func TestProcessCollector(t *testing.T) {
 	idle := newFakeJob("idle", false) // no process: no series
 	gone := newFakeJob("gone", false)
 	gone.set(func(s *jobs.Status) { s.Pid = deadPid(t) })
-	c, err := NewProcessCollector([]Job{live, idle, gone})
+	c, err := NewProcessCollector(func() []Job { return []Job{live, idle, gone} })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 // WatchName names one watch for its series and its log lines: the service
 // it follows, plus "#N" for the Nth watch of a service that more than one
 // watch follows (the first keeps the bare name, so adding a second watch
-// renames nothing). pilot computes the names (pilot.watchNames); they
-// are unique within one config.
+// renames nothing). pilot computes the names (watches.Names, in
+// pilot/watches); they are unique within one config.
 type WatchName struct {
 	Watch, Service string
 }
@@ -49,13 +49,29 @@ func NewWatches(watches []WatchName) *Watches {
 			"Sets of instances pilot applied for the watch: the first, then one per (debounced) change.", labels, nil),
 		stats: map[string]*watchStat{},
 	}
-	for _, n := range watches {
-		if _, ok := w.stats[n.Watch]; !ok {
-			w.watches = append(w.watches, n)
-			w.stats[n.Watch] = &watchStat{}
-		}
-	}
+	w.Set(watches)
 	return w
+}
+
+// Set makes watches the set followed (a reload): a watch kept keeps its
+// figures, one gone loses its series, a new one starts from none.
+func (w *Watches) Set(watches []WatchName) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	stats := map[string]*watchStat{}
+	w.watches = w.watches[:0:0]
+	for _, n := range watches {
+		if _, dup := stats[n.Watch]; dup {
+			continue
+		}
+		st := w.stats[n.Watch]
+		if st == nil {
+			st = &watchStat{}
+		}
+		stats[n.Watch] = st
+		w.watches = append(w.watches, n)
+	}
+	w.stats = stats
 }
 
 // Applied records that watch applied a set of n instances at at, leaving

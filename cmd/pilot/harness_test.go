@@ -72,6 +72,8 @@ type pilotProc struct {
 	done   chan struct{}
 	code   int
 	ended  time.Time
+	// socket is its control socket (PILOT_SOCKET).
+	socket string
 }
 
 type pilotOpts struct {
@@ -91,9 +93,17 @@ func startPilot(t *testing.T, o pilotOpts, args ...string) *pilotProc {
 	}
 	argv = append(o.wrap, argv...)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(append(os.Environ(), roleEnv+"=pilot", "PILOT_LOG_LEVEL=debug", raceOptions), o.env...)
+	// Each pilot its own control socket, as each container has its own
+	// /tmp: tests run pilots side by side.
+	socket := filepath.Join(t.TempDir(), "pilot.sock")
+	for _, kv := range o.env {
+		if v, ok := strings.CutPrefix(kv, "PILOT_SOCKET="); ok {
+			socket = v
+		}
+	}
+	cmd.Env = append(append(os.Environ(), roleEnv+"=pilot", "PILOT_LOG_LEVEL=debug", raceOptions, "PILOT_SOCKET="+socket), o.env...)
 	cmd.Stdin = o.stdin
-	p := &pilotProc{t: t, cmd: cmd, out: newLineLog(), errLog: newLineLog(), done: make(chan struct{})}
+	p := &pilotProc{t: t, cmd: cmd, out: newLineLog(), errLog: newLineLog(), done: make(chan struct{}), socket: socket}
 	cmd.Stdout, cmd.Stderr = p.out, p.errLog
 	cmd.WaitDelay = 5 * time.Second // a backstop: never hang on a pipe an escapee holds
 	if err := cmd.Start(); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/nodepilot/pilot/jobs/output"
 	"github.com/nodepilot/pilot/pilot"
 	"github.com/nodepilot/pilot/pilot/config"
+	"github.com/nodepilot/pilot/pilot/control"
 )
 
 // Set at build time with -ldflags "-X main.version=… -X main.commit=…".
@@ -54,11 +55,22 @@ const synopsis = `usage:
   pilot validate [--config FILE] [--skip-host-checks]
                                                 check a config file; print every problem
   pilot version | --version | -V                print version, commit and Go version
+  pilot status [--json]                         the running pilot's jobs, services and watches
+  pilot health                                  exit 0 when every health-checked job is healthy
+  pilot reload                                  have pilot read its config file again
+  pilot maintenance on|off                      take the services out of rotation, or back in
+  pilot restart JOB | pilot signal JOB SIG      restart a job; signal a job
+  pilot putenv NAME=VALUE…                      set variables for the jobs' next runs
+  pilot metric NAME=VALUE…                      set custom metrics
+                                                (these talk to a running pilot: --socket PATH,
+                                                else $PILOT_SOCKET, else /tmp/pilot.sock)
   pilot help [COMMAND] | COMMAND --help         this help, or a command's
 `
 
 const environmentHelp = `environment:
   PILOT_CONFIG      the config file when --config is not given (pilot alone runs it)
+  PILOT_SOCKET      the control socket, when the config's control.socket does not
+                    name one (default /tmp/pilot.sock); the control commands use it
   PILOT_LOG_LEVEL   debug, info, warn (or warning), error: overrides log.level and -v
   PILOT_LOG_FORMAT  text or json: overrides log.format; config errors follow it
                     (validate: only this variable, not the file's log.format)
@@ -141,7 +153,9 @@ const versionHelp = `usage: pilot version | pilot --version | pilot -V
 Prints pilot's version, the commit it was built from and the Go version.
 `
 
-var commandHelp = map[string]string{"run": runHelp, "validate": validateHelp, "version": versionHelp}
+var commandHelp = map[string]string{"run": runHelp, "validate": validateHelp, "version": versionHelp,
+	"status": statusHelp, "health": healthHelp, "reload": reloadHelp, "maintenance": maintenanceHelp,
+	"restart": restartHelp, "signal": signalHelp, "putenv": putenvHelp, "metric": metricHelp}
 
 func versionLine() string {
 	return fmt.Sprintf("pilot %s (commit %s, %s)\n", version, commit, runtime.Version())
@@ -172,6 +186,8 @@ func run(ctx context.Context, args []string, io stdio, environ []string) int {
 		return validate(inv, io, environ)
 	case doExec:
 		return runCommand(ctx, inv, io, environ)
+	case doControl:
+		return runControl(ctx, inv.control, io)
 	}
 	return runConfig(ctx, inv.config, io, environ)
 }
@@ -185,6 +201,7 @@ const (
 	doExec // pilot -- CMD
 	doVersion
 	doHelp
+	doControl // a client of the control socket: pilot status, reload…
 )
 
 type invocation struct {
@@ -195,6 +212,8 @@ type invocation struct {
 	verbosity      int      // doExec: one per -v
 	successCodes   []int    // doExec: -e, exit codes of the command that mean 0
 	topic          string   // doHelp: a command, or "" for pilot's own help
+	// control is the command of doControl.
+	control controlCall
 }
 
 // usageError is a command line pilot cannot take. Its text is the whole
@@ -238,6 +257,8 @@ func parseArgs(args []string, env func(string) string) (invocation, error) {
 		return invocation{do: doVersion}, nil
 	case a == "run" || a == "validate":
 		return parseCommand(a, args[1:], env("PILOT_CONFIG"), false)
+	case isControlCommand(a):
+		return parseControl(a, args[1:], env)
 	case a == "--config" || a == "-config" || strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config="):
 		fs := flag.NewFlagSet("pilot", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
@@ -456,7 +477,8 @@ func runConfig(ctx context.Context, path string, io stdio, environ []string) int
 		reportConfigError(io.err, asJSON, path, err)
 		return exitUsage
 	}
-	return supervise(ctx, cfg, path, nil, io, environ)
+	load := func() (*config.Config, error) { return loadConfig(path, environ, true) }
+	return supervise(ctx, cfg, path, load, nil, io, environ)
 }
 
 // reportConfigError prints the problems of the config file at path on w:
@@ -551,15 +573,16 @@ func runCommand(ctx context.Context, inv invocation, io stdio, environ []string)
 		fmt.Fprintf(io.err, "pilot: %v\n", err)
 		return exitUsage
 	}
-	return supervise(ctx, cfg, "", inv.successCodes, io, environ)
+	return supervise(ctx, cfg, "", nil, inv.successCodes, io, environ)
 }
 
 // supervise runs a valid config, read from the file path ("" for the
-// command line), and maps pilot.Run's outcome to pilot's exit code:
+// command line), and maps pilot.Run's outcome to pilot's exit code: load
+// reads the file again for a reload (nil for the command line);
 // successCodes are exit codes of the main job to end with 0 instead (-e).
-func supervise(ctx context.Context, cfg *config.Config, path string, successCodes []int, io stdio, environ []string) int {
+func supervise(ctx context.Context, cfg *config.Config, path string, load func() (*config.Config, error), successCodes []int, io stdio, environ []string) int {
 	stdout, stderr := output.NewSink(io.out), output.NewSink(io.err)
-	log, err := newLogger(stderr, cfg.Log, envLookup(environ))
+	log, level, err := newLogger(stderr, cfg.Log, envLookup(environ))
 	if err != nil {
 		fmt.Fprintf(stderr, "pilot: %v\n", err)
 		return exitUsage
@@ -569,8 +592,14 @@ func supervise(ctx context.Context, cfg *config.Config, path string, successCode
 		source = "command line"
 	}
 	log.Info("pilot starting", "version", version, "config", source, "pid", os.Getpid(), "jobs", len(cfg.Jobs))
-	err = pilot.Run(ctx, cfg, pilot.Options{Log: log, Stdin: io.in, Stdout: stdout, Stderr: stderr, Environ: environ,
-		Version: version, Commit: commit})
+	var socket *string
+	if cfg.Control != nil {
+		socket = cfg.Control.Socket
+	}
+	err = pilot.Run(ctx, cfg, pilot.Options{Log: log, LogLevel: level, Stdin: io.in, Stdout: stdout, Stderr: stderr, Environ: environ,
+		Version: version, Commit: commit, Load: load,
+		ControlSocket:        control.ServerSocketPath(socket, envLookup(environ)),
+		ControlSocketDefault: socket == nil && envLookup(environ)(control.SocketEnv) == ""})
 	code := exitCode(err, successCodes)
 	var exit *pilot.ExitError
 	var cfgErr *pilot.ConfigError
@@ -607,31 +636,38 @@ func exitCode(err error, successCodes []int) int {
 }
 
 // newLogger builds pilot's own logger. PILOT_LOG_LEVEL and PILOT_LOG_FORMAT
-// override the config, which is how `pilot --` mode is made talkative.
-func newLogger(w io.Writer, c config.Log, env func(string) string) (*slog.Logger, error) {
-	level, format := c.Level, c.Format
-	if level == "" {
-		level = config.DefaultLogLevel
+// override the config, which is how `pilot --` mode is made talkative. The
+// level is returned for a reload to set from log.level; nil when
+// PILOT_LOG_LEVEL fixes it.
+func newLogger(w io.Writer, c config.Log, env func(string) string) (*slog.Logger, *slog.LevelVar, error) {
+	name, format := c.Level, c.Format
+	if name == "" {
+		name = config.DefaultLogLevel
 	}
-	lv, err := config.ParseLogLevel(level)
+	lv, err := config.ParseLogLevel(name)
 	if err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+		return nil, nil, fmt.Errorf("log.level: %w", err)
 	}
 	if v := env("PILOT_LOG_LEVEL"); v != "" {
 		if lv, err = config.ParseLogLevel(v); err != nil {
-			return nil, fmt.Errorf("PILOT_LOG_LEVEL: %w", err)
+			return nil, nil, fmt.Errorf("PILOT_LOG_LEVEL: %w", err)
 		}
 	}
 	if v := env("PILOT_LOG_FORMAT"); v != "" {
 		if format, err = config.ParseLogFormat(strings.ToLower(v)); err != nil {
-			return nil, fmt.Errorf("PILOT_LOG_FORMAT: %w", err)
+			return nil, nil, fmt.Errorf("PILOT_LOG_FORMAT: %w", err)
 		}
 	}
-	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: readableAttr}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)).With("logger", "pilot"), nil
+	level := new(slog.LevelVar)
+	level.Set(lv)
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: readableAttr}
+	if env("PILOT_LOG_LEVEL") != "" {
+		level = nil // the variable fixes it
 	}
-	return slog.New(slog.NewTextHandler(w, opts)).With("logger", "pilot"), nil
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)).With("logger", "pilot"), level, nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)).With("logger", "pilot"), level, nil
 }
 
 // readableAttr writes durations and signals as people read them, in both

@@ -249,7 +249,7 @@ func TestLoggerReadableValues(t *testing.T) {
 	t.Parallel()
 	for _, format := range []string{"text", "json"} {
 		var buf bytes.Buffer
-		log, err := newLogger(&buf, config.Log{Format: format}, func(string) string { return "" })
+		log, _, err := newLogger(&buf, config.Log{Format: format}, func(string) string { return "" })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +269,7 @@ func TestLoggerReadableValues(t *testing.T) {
 		env  string
 		want slog.Level
 	}{{"warning", slog.LevelWarn}, {"WARN", slog.LevelWarn}, {"err", slog.LevelError}, {"Debug", slog.LevelDebug}} {
-		log, err := newLogger(&bytes.Buffer{}, config.Log{Level: "info"}, func(k string) string {
+		log, _, err := newLogger(&bytes.Buffer{}, config.Log{Level: "info"}, func(k string) string {
 			return map[string]string{"PILOT_LOG_LEVEL": c.env}[k]
 		})
 		if err != nil {

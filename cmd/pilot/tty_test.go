@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestCtrlCUnderTTY(t *testing.T) {
 	master, slave := openPTY(t)
 	defer master.Close()
 	cmd := exec.Command(self(t), append([]string{"--"}, helperArgv(t, "signals", "die")...)...)
-	cmd.Env = append(os.Environ(), roleEnv+"=pilot", raceOptions)
+	cmd.Env = append(os.Environ(), roleEnv+"=pilot", raceOptions, "PILOT_SOCKET="+filepath.Join(t.TempDir(), "pilot.sock"))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {

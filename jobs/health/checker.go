@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -27,12 +26,12 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
-// ProcessStarter starts and waits for the processes of exec checks. pilot
-// passes its *jobs.Reaper, so that the PID 1 reaper knows every pid a check
-// starts and never steals its exit status from Wait.
-type ProcessStarter interface {
-	Start(*exec.Cmd) error
-	Wait(*exec.Cmd) error
+// CommandRunner runs the commands of exec checks. pilot passes its
+// *jobs.Reaper: it registers each check's pid before its PID 1 reaper can
+// see it, so that the reaper never steals the exit status that decides the
+// check, and it kills the check's whole process group.
+type CommandRunner interface {
+	RunCommand(ctx context.Context, c jobs.Command) (jobs.CommandResult, error)
 }
 
 var (
@@ -218,83 +217,63 @@ type ExecConfig struct {
 	Dir        string
 	Credential *syscall.Credential // nil: run as pilot's user
 	// WaitDelay bounds how long a check waits, after its process exits or
-	// is killed, for descendants to release its output; default 500ms.
+	// is killed, for descendants to release its output; 0 means
+	// jobs.Command's default.
 	WaitDelay time.Duration
 }
 
-// Exec runs a command; exit 0 passes. Each run leads its own process
-// group; at the context's end the whole group gets SIGKILL, and whatever
-// is left of the group when the run ends (a daemonised grandchild) is
-// killed too, so a check never leaves processes behind.
+// Exec runs a command as a jobs.Command; exit 0 passes. Each run leads its
+// own process group; at the context's end the whole group gets SIGKILL, and
+// whatever is left of the group when the run ends (a daemonised
+// grandchild) is killed too, so a check never leaves processes behind.
 type Exec struct {
-	cfg     ExecConfig
-	starter ProcessStarter
+	cfg    ExecConfig
+	runner CommandRunner
 }
 
 // maxOutput bounds the output an exec check keeps: the last 4 KiB.
 const maxOutput = 4 << 10
 
-// NewExec builds an exec check whose processes go through starter.
-func NewExec(c ExecConfig, starter ProcessStarter) (*Exec, error) {
+// NewExec builds an exec check whose commands runner runs.
+func NewExec(c ExecConfig, runner CommandRunner) (*Exec, error) {
 	if len(c.Argv) == 0 || c.Argv[0] == "" {
 		return nil, errors.New("exec check: empty command")
 	}
-	if starter == nil {
-		return nil, errors.New("exec check: no process starter")
-	}
-	if c.WaitDelay <= 0 {
-		c.WaitDelay = 500 * time.Millisecond
+	if runner == nil {
+		return nil, errors.New("exec check: no command runner")
 	}
 	c.Argv = append([]string(nil), c.Argv...)
-	return &Exec{cfg: c, starter: starter}, nil
+	return &Exec{cfg: c, runner: runner}, nil
 }
 
 // Check runs the command once and waits for it.
 func (e *Exec) Check(ctx context.Context) error {
 	name := e.cfg.Argv[0]
-	path, err := jobs.LookPath(name, e.cfg.Env)
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, path)
-	cmd.Args = e.cfg.Argv
-	cmd.Env = e.cfg.Env
-	cmd.Dir = e.cfg.Dir
 	out := &tail{max: maxOutput}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: e.cfg.Credential}
-	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
-	cmd.WaitDelay = e.cfg.WaitDelay
-
-	start := time.Now()
-	if err := e.starter.Start(cmd); err != nil {
+	res, err := e.runner.RunCommand(ctx, jobs.Command{Argv: e.cfg.Argv, Dir: e.cfg.Dir, Env: e.cfg.Env,
+		Credential: e.cfg.Credential, Stdout: out, Stderr: out, WaitDelay: e.cfg.WaitDelay})
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		return err // jobs.LookPath's error names the command already
+	case err != nil:
 		return fmt.Errorf("exec %s: %w", name, err)
 	}
-	pgid := cmd.Process.Pid
-	err = e.starter.Wait(cmd)
-	// Descendants that outlived the leader die with their group. The group
-	// id stays reserved while any member lives, so this reaches only them.
-	_ = killGroup(pgid)
-	took := time.Since(start)
 
 	var msg string
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		msg = fmt.Sprintf("exec %s: timeout after %s, process group killed", name, took.Round(time.Millisecond))
+		msg = fmt.Sprintf("exec %s: timeout after %s, process group killed", name, res.Took.Round(time.Millisecond))
 		err = context.DeadlineExceeded
 	case errors.Is(ctx.Err(), context.Canceled):
 		msg = fmt.Sprintf("exec %s: canceled", name)
 		err = context.Canceled
-	case err == nil, errors.Is(err, exec.ErrWaitDelay):
-		// Exited 0; a descendant kept the output open and was killed above.
+	case res.Status.Success():
 		return nil
+	case res.Status.Err != nil:
+		msg = fmt.Sprintf("exec %s: %v", name, res.Status.Err)
+		err = res.Status.Err
 	default:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			msg = fmt.Sprintf("exec %s: %s", name, ee.ProcessState)
-		} else {
-			msg = fmt.Sprintf("exec %s: %v", name, err)
-		}
+		msg = fmt.Sprintf("exec %s: %s", name, exitText(res.Status))
 	}
 	if s := out.String(); s != "" {
 		msg += ": " + s
@@ -302,23 +281,22 @@ func (e *Exec) Check(ctx context.Context) error {
 	return &execError{msg: msg, err: err}
 }
 
+// exitText says how a process ended as os.ProcessState does: "exit status
+// 1", "signal: terminated".
+func exitText(s jobs.ExitStatus) string {
+	if s.Signal != 0 {
+		return "signal: " + syscall.Signal(s.Signal).String()
+	}
+	return "exit status " + strconv.Itoa(s.Code)
+}
+
 type execError struct {
 	msg string
-	err error
+	err error // nil for a command that exited with a code
 }
 
 func (e *execError) Error() string { return e.msg }
 func (e *execError) Unwrap() error { return e.err }
-
-// killGroup sends SIGKILL to the process group pgid; a group already gone
-// is not an error.
-func killGroup(pgid int) error {
-	err := syscall.Kill(-pgid, syscall.SIGKILL)
-	if errors.Is(err, syscall.ESRCH) {
-		return os.ErrProcessDone
-	}
-	return err
-}
 
 // tail keeps the last max bytes written to it, in one line for messages.
 type tail struct {

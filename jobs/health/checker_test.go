@@ -238,37 +238,9 @@ func TestTCP(t *testing.T) {
 	}
 }
 
-// recordingStarter is a direct starter that remembers the pids it started.
-type recordingStarter struct {
-	mu   sync.Mutex
-	pids []int
-}
-
-func (r *recordingStarter) Start(cmd *exec.Cmd) error {
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	r.pids = append(r.pids, cmd.Process.Pid)
-	r.mu.Unlock()
-	return nil
-}
-
-func (r *recordingStarter) Wait(cmd *exec.Cmd) error { return cmd.Wait() }
-
-func (r *recordingStarter) last(t *testing.T) int {
+func sh(t *testing.T, script string) *Exec {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.pids) == 0 {
-		t.Fatal("nothing was started through the starter")
-	}
-	return r.pids[len(r.pids)-1]
-}
-
-func sh(t *testing.T, script string, s ProcessStarter) *Exec {
-	t.Helper()
-	e, err := NewExec(ExecConfig{Argv: []string{"/bin/sh", "-c", script}, WaitDelay: 200 * time.Millisecond}, s)
+	e, err := NewExec(ExecConfig{Argv: []string{"/bin/sh", "-c", script}, WaitDelay: 200 * time.Millisecond}, newRunner())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,8 +258,7 @@ func TestExec(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &recordingStarter{}
-			err := sh(t, tt.script, s).Check(withTimeout(t, 5*time.Second))
+			err := sh(t, tt.script).Check(withTimeout(t, 5*time.Second))
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("want pass, got %v", err)
@@ -295,7 +266,7 @@ func TestExec(t *testing.T) {
 			} else if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("want error containing %q, got %v", tt.wantErr, err)
 			}
-			assertGroupGone(t, s.last(t))
+			assertNothingLeft(t)
 		})
 	}
 }
@@ -311,7 +282,7 @@ func TestExecEnvDirAndPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := ExecConfig{Argv: []string{"probe"}, Env: []string{"PATH=" + bin + ":/usr/bin:/bin", "PROBE=yes"}, Dir: dir}
-	e, err := NewExec(cfg, directStarter{})
+	e, err := NewExec(cfg, newRunner())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,15 +291,15 @@ func TestExecEnvDirAndPath(t *testing.T) {
 	}
 
 	cfg.Argv = []string{"no-such-probe"}
-	e, _ = NewExec(cfg, directStarter{})
+	e, _ = NewExec(cfg, newRunner())
 	if err := e.Check(withTimeout(t, 5*time.Second)); !errors.Is(err, exec.ErrNotFound) {
 		t.Fatalf("missing command: want ErrNotFound, got %v", err)
 	}
-	if _, err := NewExec(ExecConfig{}, directStarter{}); err == nil {
+	if _, err := NewExec(ExecConfig{}, newRunner()); err == nil {
 		t.Error("empty argv accepted")
 	}
 	if _, err := NewExec(ExecConfig{Argv: []string{"true"}}, nil); err == nil {
-		t.Error("nil starter accepted")
+		t.Error("nil runner accepted")
 	}
 }
 
@@ -336,8 +307,7 @@ func TestExecEnvDirAndPath(t *testing.T) {
 // killed with its whole group at the timeout; the leader is waited for and
 // nothing of the group — alive or zombie — is left.
 func TestExecHangKillsGroup(t *testing.T) {
-	s := &recordingStarter{}
-	e := sh(t, "sleep 100 & echo forked; wait", s)
+	e := sh(t, "sleep 100 & echo forked; wait")
 	start := time.Now()
 	err := e.Check(withTimeout(t, 100*time.Millisecond))
 	took := time.Since(start)
@@ -348,54 +318,56 @@ func TestExecHangKillsGroup(t *testing.T) {
 	if took > time.Second {
 		t.Errorf("check took %s; the group was not killed at the timeout", took)
 	}
-	assertGroupGone(t, s.last(t))
+	assertNothingLeft(t)
 }
 
 // TestExecDaemonisedGrandchildKilled: a check that passes but leaves a
 // grandchild behind (output redirected, so Wait does not wait for it) still
 // leaves nothing running.
 func TestExecDaemonisedGrandchildKilled(t *testing.T) {
-	s := &recordingStarter{}
-	if err := sh(t, "sleep 100 >/dev/null 2>&1 & exit 0", s).Check(withTimeout(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
+	for _, script := range []string{
+		"sleep 100 >/dev/null 2>&1 & exit 0",
+		// Holding the output open instead: passes after WaitDelay, group killed.
+		"sleep 100 & exit 0",
+	} {
+		if err := sh(t, script).Check(withTimeout(t, 5*time.Second)); err != nil {
+			t.Fatalf("%s: %v", script, err)
+		}
+		assertNothingLeft(t)
 	}
-	assertGroupGone(t, s.last(t))
-
-	// Holding the output open instead: passes after WaitDelay, group killed.
-	if err := sh(t, "sleep 100 & exit 0", s).Check(withTimeout(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	assertGroupGone(t, s.last(t))
 }
 
-// assertGroupGone waits until no process of group pgid is left: live ones
-// must have been killed; zombies re-parented to this process (a subreaper,
-// like pilot) are reaped pid by pid, as pilot's reaper does; the leader
-// itself must have been waited for by the check, never left a zombie.
-func assertGroupGone(t *testing.T, pgid int) {
+// assertNothingLeft waits until this process has no child left. It is a
+// subreaper, like pilot, so every process a check started and left behind
+// would end up as its child: live ones must have been killed; zombies are
+// reaped pid by pid, as pilot's reaper does, but a check's leader (the one
+// leading its own group) must have been waited for by the check, never
+// left a zombie.
+func assertNothingLeft(t *testing.T) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "process group "+strconv.Itoa(pgid)+" to be gone", func() bool {
-		left := false
-		for _, p := range groupMembers(pgid) {
-			if p.pid == pgid && p.state == 'Z' && p.ppid == os.Getpid() {
-				t.Fatalf("check leader %d left a zombie", pgid)
+	waitFor(t, 5*time.Second, "the checks' processes to be gone", func() bool {
+		kids := children()
+		for _, p := range kids {
+			if p.state != 'Z' {
+				continue
 			}
-			if p.state == 'Z' && p.ppid == os.Getpid() {
-				var ws syscall.WaitStatus
-				_, _ = syscall.Wait4(p.pid, &ws, syscall.WNOHANG, nil)
+			if p.pid == p.pgrp {
+				t.Fatalf("check leader %d left a zombie", p.pid)
 			}
-			left = true
+			var ws syscall.WaitStatus
+			_, _ = syscall.Wait4(p.pid, &ws, syscall.WNOHANG, nil)
 		}
-		return !left
+		return len(kids) == 0
 	})
 }
 
 type proc struct {
-	pid, ppid int
+	pid, pgrp int
 	state     byte
 }
 
-func groupMembers(pgid int) []proc {
+// children lists this process's children.
+func children() []proc {
 	entries, _ := os.ReadDir("/proc")
 	var out []proc
 	for _, e := range entries {
@@ -417,8 +389,8 @@ func groupMembers(pgid int) []proc {
 		}
 		ppid, _ := strconv.Atoi(string(f[1]))
 		pgrp, _ := strconv.Atoi(string(f[2]))
-		if pgrp == pgid {
-			out = append(out, proc{pid: pid, ppid: ppid, state: f[0][0]})
+		if ppid == os.Getpid() {
+			out = append(out, proc{pid: pid, pgrp: pgrp, state: f[0][0]})
 		}
 	}
 	return out

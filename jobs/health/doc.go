@@ -7,8 +7,8 @@
 // change the Status (edge, not level).
 //
 // It owns only checking: it knows nothing of job state, Consul or metrics
-// (from jobs it takes only LookPath, so that an exec check resolves its
-// command as a job would). pilot builds the Checker from config and runs a
+// (from jobs it takes only Command, so that an exec check runs as a hook or
+// a reload command does). pilot builds the Checker from config and runs a
 // Prober for each run of a job; the job turns verdicts into states.
 //
 // Concurrency: a Prober's Run is one goroutine and must be called once; it
@@ -18,13 +18,13 @@
 // between checks beyond their configuration. Time is read with the monotonic
 // clock only (time.Now/time.Since differences, timers).
 //
-// Exec checks start their processes through an injected ProcessStarter
-// rather than cmd.Start/cmd.Wait: when pilot is PID 1 its reaper waits on
-// every child it does not know, and a check's shell would be such a child.
-// Passing pilot's *jobs.Reaper registers each check's pid before the reaper
-// can see it, so the reaper never steals the exit status that decides the
-// check (ContainerPilot #439). Each run leads its own process group; at its
-// timeout the whole group gets SIGKILL, and any member left when the run
-// ends is killed too. Grandchildren orphaned that way are reaped by the
-// reaper like any orphan.
+// Exec checks run their commands through an injected CommandRunner rather
+// than os/exec: when pilot is PID 1 its reaper waits on every child it does
+// not know, and a check's shell would be such a child. pilot passes its
+// *jobs.Reaper, whose RunCommand registers each check's pid before the
+// reaper can see it, so the reaper never steals the exit status that decides
+// the check (ContainerPilot #439). Each run leads its own process group; at
+// the check's timeout the whole group gets SIGKILL, and any member left when
+// the run ends is killed too. Grandchildren orphaned that way are reaped by
+// the reaper like any orphan.
 package health

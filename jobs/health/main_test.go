@@ -1,12 +1,14 @@
 package health
 
 import (
+	"log/slog"
 	"os"
-	"os/exec"
 	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/nodepilot/pilot/jobs"
 )
 
 func TestMain(m *testing.M) {
@@ -21,8 +23,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// directStarter is the trivial ProcessStarter: os/exec's own Start and Wait.
-type directStarter struct{}
-
-func (directStarter) Start(cmd *exec.Cmd) error { return cmd.Start() }
-func (directStarter) Wait(cmd *exec.Cmd) error  { return cmd.Wait() }
+// newRunner is the CommandRunner pilot passes, a *jobs.Reaper. It need not
+// run: this process reaps the orphans of checks itself (assertGroupGone).
+func newRunner() CommandRunner { return jobs.NewReaper(slog.New(slog.DiscardHandler)) }

@@ -290,8 +290,7 @@ func TestProberCancelEndsRun(t *testing.T) {
 // TestProberExecEndToEnd: a Prober driving an exec check that hangs fails
 // at each timeout, never overlaps, and leaves no process behind.
 func TestProberExecEndToEnd(t *testing.T) {
-	s := &recordingStarter{}
-	e := sh(t, "sleep 100 & wait", s)
+	e := sh(t, "sleep 100 & wait")
 	var got results
 	stop := runProber(t, NewProber(e, Policy{Interval: 10 * time.Millisecond, Timeout: 30 * time.Millisecond, UnhealthyThreshold: 2}, nil, got.add))
 	waitFor(t, 10*time.Second, "3 reports", func() bool { return len(got.snapshot()) >= 3 })
@@ -300,12 +299,7 @@ func TestProberExecEndToEnd(t *testing.T) {
 	if res[1].Status != Unhealthy || !res[1].Changed || res[2].Changed {
 		t.Errorf("got %+v", res[:3])
 	}
-	s.mu.Lock()
-	pids := append([]int(nil), s.pids...)
-	s.mu.Unlock()
-	for _, pid := range pids {
-		assertGroupGone(t, pid)
-	}
+	assertNothingLeft(t)
 }
 
 // Issue 10 item 3: with a start interval, an app that answers after a few

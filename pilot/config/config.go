@@ -26,6 +26,15 @@ type Config struct {
 	Telemetry *Telemetry `mapstructure:"telemetry"`
 	// Metrics declares custom metrics, set by sensor jobs.
 	Metrics []Metric `mapstructure:"metrics"`
+	// Control is pilot's control socket; nil means the default.
+	Control *Control `mapstructure:"control"`
+}
+
+// Control is pilot's control socket (pilot status, reload, …).
+type Control struct {
+	// Socket is the unix socket's path; nil means PILOT_SOCKET, else the
+	// default; "" turns the socket off.
+	Socket *string `mapstructure:"socket"`
 }
 
 // Telemetry is pilot's HTTP endpoint for Prometheus.

@@ -47,6 +47,23 @@ func (c *Config) validate(p *problems) {
 	c.validateJobs(p)
 	c.validateWatches(p)
 	c.validateTelemetry(p)
+	c.validateControl(p)
+}
+
+// maxSocketPath is the longest path a unix socket can be bound at
+// (sun_path, less its terminating NUL).
+const maxSocketPath = 107
+
+func (c *Config) validateControl(p *problems) {
+	if c.Control == nil || c.Control.Socket == nil || *c.Control.Socket == "" {
+		return
+	}
+	switch path := *c.Control.Socket; {
+	case !strings.HasPrefix(path, "/"):
+		p.add("control.socket", "%s is not an absolute path (\"\" turns the socket off)", quote(path))
+	case len(path) > maxSocketPath:
+		p.add("control.socket", "%s is %d bytes long: a unix socket path is at most %d", quote(path), len(path), maxSocketPath)
+	}
 }
 
 func (c *Config) validateJobs(p *problems) {

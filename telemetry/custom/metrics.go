@@ -137,6 +137,9 @@ func newMetric(d Def) (*metric, error) {
 	return mt, nil
 }
 
+// Names are the declared metrics' names, sorted.
+func (m *Metrics) Names() []string { return slices.Clone(m.names) }
+
 // Set applies value to the metric name with exactly the declared labels: a
 // gauge is set to it, a counter has it added, a histogram observes it. The
 // error names the metric, and the label at fault.

@@ -19,11 +19,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -324,6 +326,65 @@ func TestExamplePID1AndStop(t *testing.T) {
 	}
 	if took > 9*time.Second {
 		t.Errorf("docker stop took %v; it must finish inside Docker's 10 s", took)
+	}
+}
+
+// Day-2 operation as an operator does it: `docker exec CONTAINER pilot
+// status` and `pilot reload`, with no flag, as the image's user (node),
+// against the control socket at its default path.
+func TestExampleControlSocket(t *testing.T) {
+	needEngine(t)
+	const name = "pilot-e2e-control"
+	startExample(t, name)
+	var table string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := run(10*time.Second, dockerCLI, "exec", name, "pilot", "status")
+		if err == nil && regexp.MustCompile(`(?m)^app\s+healthy\s+\d+`).MatchString(out) {
+			table = out
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pilot status never showed app healthy: %v\n%s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("docker exec %s pilot status:\n%s", name, table)
+	for _, want := range []string{"JOB", "migrate", "succeeded", "heartbeat", "web"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("pilot status lacks %q", want)
+		}
+	}
+	var before struct {
+		Jobs []struct {
+			Name string `json:"name"`
+			Pid  int    `json:"pid"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal([]byte(docker(t, "exec", name, "pilot", "status", "--json")), &before); err != nil {
+		t.Fatal(err)
+	}
+	out := docker(t, "exec", name, "pilot", "reload")
+	t.Logf("docker exec %s pilot reload: %s", name, out)
+	if !strings.Contains(out, "reloaded") || !strings.Contains(out, "3 unchanged") {
+		t.Errorf("pilot reload said %q, want reloaded with 3 unchanged", out)
+	}
+	var after struct {
+		Jobs []struct {
+			Name string `json:"name"`
+			Pid  int    `json:"pid"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal([]byte(docker(t, "exec", name, "pilot", "status", "--json")), &after); err != nil {
+		t.Fatal(err)
+	}
+	for i, j := range before.Jobs {
+		if j.Name == "app" && (i >= len(after.Jobs) || after.Jobs[i].Pid != j.Pid) {
+			t.Errorf("the app's pid changed across an unchanged reload: %+v → %+v", before.Jobs, after.Jobs)
+		}
+	}
+	if out, err := run(10*time.Second, dockerCLI, "exec", name, "pilot", "health"); err != nil {
+		t.Errorf("pilot health: %v\n%s", err, out)
 	}
 }
 

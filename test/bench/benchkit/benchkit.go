@@ -98,6 +98,7 @@ func (e *Env) Close() {
 type Pilot struct {
 	ConfigPath string // DIR/pilot.yaml
 	LogPath    string // DIR/pilot.log: its stdout and stderr
+	Socket     string // DIR/pilot.sock: its control socket
 
 	cmd   *exec.Cmd
 	logf  *os.File
@@ -117,6 +118,8 @@ func (e *Env) StartPilot(cfg string) (*Pilot, error) {
 		return nil, err
 	}
 	p.cmd = exec.Command(e.Pilot, "run", "--config", p.ConfigPath)
+	p.Socket = filepath.Join(e.Dir, "pilot.sock") // its own, whatever else runs
+	p.cmd.Env = append(os.Environ(), "PILOT_SOCKET="+p.Socket)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

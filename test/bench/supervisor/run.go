@@ -95,7 +95,9 @@ func (b *Bench) newRunDir(sup *Sup, what string) (string, error) {
 
 // argv builds the command for sup supervising c, run in dir.
 func (b *Bench) argv(sup *Sup, c Child, dir string) ([]string, []string, error) {
-	env := os.Environ()
+	// pilot's control socket is on by default, as for users; one path per
+	// run, so that a pilot still ending never meets the next one's.
+	env := append(os.Environ(), "PILOT_SOCKET="+filepath.Join(dir, "pilot.sock"))
 	switch sup.Name {
 	case "none":
 		return c.Argv, env, nil
