@@ -65,8 +65,9 @@ func BecomeSubreaper() error {
 	return nil
 }
 
-// Start starts cmd and records its pid as pilot's own. Hooks, health
-// checks and reload commands start this way, during a shutdown too.
+// Start starts cmd and records its pid as pilot's own. RunCommand (hooks,
+// exec health checks, reload commands) starts this way, during a shutdown
+// too.
 func (r *Reaper) Start(cmd *exec.Cmd) error {
 	r.startMu.RLock()
 	defer r.startMu.RUnlock()

@@ -7,8 +7,8 @@
 // change the Status (edge, not level).
 //
 // It owns only checking: it knows nothing of job state, Consul or metrics
-// (from jobs it takes only Command, so that an exec check runs as a hook or
-// a reload command does). pilot builds the Checker from config and runs a
+// (from jobs it takes only Command and its result, so that an exec check
+// runs as a hook or a reload command does). pilot builds the Checker from config and runs a
 // Prober for each run of a job; the job turns verdicts into states.
 //
 // Concurrency: a Prober's Run is one goroutine and must be called once; it
