@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -358,5 +359,104 @@ func TestReloadTelemetryAndLogLevel(t *testing.T) {
 	p.errLog.waitLine(t, 5*time.Second, `level=DEBUG`)
 	if now := pids(t, p, "a"); !mapsEqual(now, before) {
 		t.Fatalf("pids %v → %v", before, now)
+	}
+}
+
+// Runtime job control through the real core: signal reaches the job's
+// group (409 for a job with no process, 404 for none), putenv reaches the
+// runs started afterwards only, metric sets a declared metric (404 naming
+// the declared ones otherwise) — each through the CLI, as an operator runs
+// it.
+func TestControlRuntimeJobs(t *testing.T) {
+	t.Parallel()
+	ports, err := consulagent.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, fmt.Sprintf(`telemetry: {listen: "127.0.0.1:%d"}
+metrics:
+  - {name: queue_depth, type: gauge, labels: [queue]}
+jobs:
+  - name: app
+    exec: %s
+  - name: env
+    shell: 'echo "FLAG=$FLAG OWN=$OWN"; exec sleep 3600'
+    env: {OWN: "config"}
+  - name: once
+    exec: ["true"]
+`, ports[0], yamlArgv(helperArgv(t, "signals", "exit:0")...)))
+	p := startPilot(t, pilotOpts{}, "run", "--config", path)
+	defer stopPilot(t, p)
+	p.out.waitLine(t, 10*time.Second, `^ready`)
+	p.out.waitLine(t, 5*time.Second, `^FLAG= OWN=config$`)
+	cli := func(args ...string) (int, string) {
+		var stdout, stderr strings.Builder
+		code := run(context.Background(), append(args, "--socket", p.socket), stdio{nil, &stdout, &stderr}, nil)
+		return code, stdout.String() + stderr.String()
+	}
+
+	if code, out := cli("signal", "app", "USR2"); code != 0 {
+		t.Fatalf("pilot signal app USR2: exit %d: %s", code, out)
+	}
+	p.out.waitLine(t, 5*time.Second, `^got SIGUSR2`)
+	waitFor(t, 5*time.Second, "once ended", func() (bool, bool) {
+		st, err := controlClient(p).Status(context.Background())
+		return true, err == nil && st.Jobs[2].State == "succeeded"
+	})
+	if code, out := cli("signal", "once", "USR2"); code != 1 || !strings.Contains(out, "not running") {
+		t.Errorf("signal to a job with no process: exit %d: %s", code, out)
+	}
+	if code, out := cli("signal", "nosuch", "USR2"); code != 1 || !strings.Contains(out, "no such job") {
+		t.Errorf("signal to an unknown job: exit %d: %s", code, out)
+	}
+
+	if code, out := cli("putenv", "FLAG=on", "OWN=putenv"); code != 0 {
+		t.Fatalf("pilot putenv: exit %d: %s", code, out)
+	}
+	if n := p.out.count(`^FLAG=on`); n != 0 {
+		t.Fatal("putenv reached a run already started")
+	}
+	if code, out := cli("restart", "env"); code != 0 {
+		t.Fatalf("pilot restart env: exit %d: %s", code, out)
+	}
+	p.out.waitLine(t, 5*time.Second, `^FLAG=on OWN=config$`) // the job's own env: wins
+
+	if code, out := cli("metric", `queue_depth{queue="mail"}=7`); code != 0 {
+		t.Fatalf("pilot metric: exit %d: %s", code, out)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`queue_depth{queue="mail"} 7`, `pilot_control_requests_total{code="200",endpoint="/v1/metrics"} 1`,
+		`pilot_control_requests_total{code="409",endpoint="/v1/jobs/{name}/signal"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code, out := cli("metric", "nosuch=1"); code != 1 || !strings.Contains(out, "queue_depth") {
+		t.Errorf("an undeclared metric: exit %d: %s", code, out)
+	}
+}
+
+// A second pilot on a live socket exits 1 saying so, and never takes it
+// over: the first still answers.
+func TestControlSocketNeverStolen(t *testing.T) {
+	t.Parallel()
+	cfg := writeConfig(t, "jobs:\n"+sleeper("a", "1"))
+	first := startPilot(t, pilotOpts{}, "run", "--config", cfg)
+	defer stopPilot(t, first)
+	pids(t, first, "a")
+	second := startPilot(t, pilotOpts{env: []string{"PILOT_SOCKET=" + first.socket}}, "run", "--config", cfg)
+	if code := second.wait(10 * time.Second); code != 1 {
+		t.Fatalf("second pilot on %s: exit %d, want 1", first.socket, code)
+	}
+	if second.errLog.count(`another pilot is listening there`) == 0 {
+		t.Errorf("the second pilot did not say why:\n%s", second.errLog.String())
+	}
+	if _, err := controlClient(first).Status(context.Background()); err != nil {
+		t.Fatalf("the first pilot's socket: %v", err)
 	}
 }
