@@ -2,7 +2,6 @@ package pilot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/pilot/control"
 )
 
 // supervisor runs the jobs, replaces them while pilot runs (a reload, a
@@ -73,7 +73,7 @@ func newSupervisor(log *slog.Logger, deps jobs.Deps, stopTimeout time.Duration, 
 }
 
 // errShuttingDown refuses a change once pilot's shutdown has begun.
-var errShuttingDown = errors.New("pilot is shutting down")
+var errShuttingDown = control.ErrShuttingDown
 
 // sweepGrace is how long leftover processes get between SIGTERM and SIGKILL
 // in the final sweep, when the shutdown deadline leaves that much.

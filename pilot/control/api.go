@@ -84,6 +84,9 @@ var (
 	ErrUnknownJob       = errors.New("no such job")
 	ErrJobNotRunning    = errors.New("job is not running")
 	ErrReloadInProgress = errors.New("a reload is in progress")
+	// ErrShuttingDown refuses a change once pilot's shutdown has begun
+	// (503): nothing new starts then.
+	ErrShuttingDown = errors.New("pilot is shutting down")
 )
 
 // ConfigError is a config that a reload refused; the running config stays.

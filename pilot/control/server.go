@@ -205,6 +205,8 @@ func errorResponse(ctx context.Context, err error) (int, errorBody) {
 		status = http.StatusNotFound
 	case errors.Is(err, ErrJobNotRunning), errors.Is(err, ErrReloadInProgress):
 		status = http.StatusConflict
+	case errors.Is(err, ErrShuttingDown):
+		status = http.StatusServiceUnavailable
 	case isType[*UnknownMetricError](err):
 		status = http.StatusNotFound
 	case isType[*InvalidError](err):

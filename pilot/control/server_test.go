@@ -211,6 +211,7 @@ func TestReloadErrors(t *testing.T) {
 		problems []any
 	}{
 		{ErrReloadInProgress, 409, "a reload is in progress", nil},
+		{ErrShuttingDown, 503, "pilot is shutting down", nil},
 		{&ConfigError{Problems: problems}, 422, "the config has 2 problems; pilot runs on with the config it had", []any{problems[0], problems[1]}},
 		{&ConfigError{Problems: problems[:1]}, 422, "the config has a problem; pilot runs on with the config it had", []any{problems[0]}},
 		{errBoom, 500, errBoom.Error(), nil},
