@@ -55,15 +55,23 @@ func (o *EnvOverlay) apply(env, own []string) []string {
 	if len(set) == 0 {
 		return env
 	}
-	out := make([]string, 0, len(env)+len(set))
+	return MergeEnv(env, set)
+}
+
+// MergeEnv returns env with vars set over it: env's other entries in
+// their order, then vars sorted by name, so the result is stable. env is
+// never changed. The config's env: and putenv's overlay both set
+// variables this way.
+func MergeEnv(env []string, vars map[string]string) []string {
+	out := make([]string, 0, len(env)+len(vars))
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
-		if _, over := set[k]; !over {
+		if _, over := vars[k]; !over {
 			out = append(out, kv)
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(set)) {
-		out = append(out, k+"="+set[k])
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		out = append(out, k+"="+vars[k])
 	}
 	return out
 }

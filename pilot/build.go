@@ -68,7 +68,7 @@ func buildSpec(jc config.Job, environ []string) (jobs.Spec, error) {
 		Name:       jc.Name,
 		Argv:       command(jc.Exec, jc.Shell),
 		Dir:        jc.Dir,
-		Env:        mergeEnv(environ, jc.Env),
+		Env:        jobs.MergeEnv(environ, jc.Env),
 		OwnEnv:     slices.Sorted(maps.Keys(jc.Env)),
 		Credential: cred,
 		Main:       jc.Main,
@@ -152,22 +152,6 @@ func hook(h *config.Hook) *jobs.Hook {
 		return nil
 	}
 	return &jobs.Hook{Argv: command(h.Exec, h.Shell), Timeout: h.Timeout}
-}
-
-// mergeEnv returns environ with the job's variables set over it, in a
-// stable order.
-func mergeEnv(environ []string, env map[string]string) []string {
-	out := make([]string, 0, len(environ)+len(env))
-	for _, kv := range environ {
-		k, _, _ := strings.Cut(kv, "=")
-		if _, overridden := env[k]; !overridden {
-			out = append(out, kv)
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		out = append(out, k+"="+env[k])
-	}
-	return out
 }
 
 // resolveUser reads "user", "uid", "user:group" or "uid:gid". A uid with no

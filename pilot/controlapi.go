@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -98,13 +99,7 @@ func (a controlAPI) SignalJob(name string, sig syscall.Signal) error {
 
 func (a controlAPI) PutEnv(vars map[string]string) error {
 	a.c.env.Set(vars)
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range vars {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	keys := slices.Sorted(maps.Keys(vars))
 	a.c.log.Info("environment set for the runs that start from now on", "keys", strings.Join(keys, ","))
 	return nil
 }
@@ -116,13 +111,7 @@ func (a controlAPI) SetMetrics(values map[string]float64) error {
 		declared = cm.metrics.Names()
 	}
 	var errs []error
-	for _, key := range slices.Sorted(func(yield func(string) bool) {
-		for k := range values {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, key := range slices.Sorted(maps.Keys(values)) {
 		s, err := custom.ParseLine([]byte(fmt.Sprintf("%s %v", key, values[key])))
 		if err != nil {
 			errs = append(errs, &control.InvalidError{Err: err})
