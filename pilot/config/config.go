@@ -173,7 +173,24 @@ type Job struct {
 	// Sensor makes pilot read the job's stdout as metric samples, one per
 	// line: `name value` or `name{label="v",…} value`.
 	Sensor bool `mapstructure:"sensor"`
+	// Instances runs the job as a pool of copies (cluster mode): a number 1..256, or "auto"
+	// (the container's CPU quota). Zero value: not set.
+	Instances Instances `mapstructure:"instances"`
+	// Listen lists sockets pilot binds once and hands to every instance (LISTEN_FDS).
+	Listen []string `mapstructure:"listen"`
+	// Readiness is when a new instance counts as ready during a rolling reload: health | message.
+	Readiness Readiness `mapstructure:"readiness"`
+	// ReadyTimeout bounds the wait for a new instance to become ready in a rolling reload.
+	ReadyTimeout time.Duration `mapstructure:"readyTimeout"`
+	// ReloadSignal, when pilot receives it, makes a rolling reload of this job.
+	ReloadSignal Signal `mapstructure:"reloadSignal"`
 }
+
+// Cluster reports whether j is a pool job: pilot supervises it as a set of
+// instances, replaced one by one in a rolling reload. Listen alone makes
+// one: the sockets are pilot's, so even a single instance is replaced
+// without dropping a connection.
+func (j Job) Cluster() bool { return j.Instances.Set() || len(j.Listen) > 0 }
 
 // Consul is how pilot reaches the Consul agent. Empty fields fall back to
 // Consul's own environment (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, …).

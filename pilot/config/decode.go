@@ -147,6 +147,9 @@ func strictValue(from, to reflect.Value) (any, error) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if t == reflect.TypeFor[Instances]() {
+		return toInstances(data)
+	}
 	if reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
 		return fromText(data, t)
 	}
@@ -271,6 +274,35 @@ func toInt(data any) (int, error) {
 		}
 	}
 	return 0, mismatch("an integer", data)
+}
+
+// toInstances reads a number of instances: an integer (a float with no
+// fraction, as JSON has only floats), "auto", or the text of a number,
+// which is what a quoted ${N} becomes.
+func toInstances(data any) (Instances, error) {
+	got := describe(data)
+	switch v := data.(type) {
+	case string:
+		if v == "auto" {
+			return Instances{Auto: true}, nil
+		}
+		if n, err := strconv.Atoi(v); err == nil && n >= 1 && n <= MaxInstances {
+			return Instances{N: n}, nil
+		}
+		got = quote(v)
+	case int, int64, uint64, float64:
+		if n, err := toInt(v); err == nil && n >= 1 && n <= MaxInstances {
+			return Instances{N: n}, nil
+		}
+		got = fmt.Sprint(v)
+	}
+	return Instances{}, &typeError{instancesProblem(got)}
+}
+
+// instancesProblem is the one message for a bad instances value, got as
+// the file wrote it.
+func instancesProblem(got string) string {
+	return fmt.Sprintf(`must be a whole number from 1 to %d or "auto", got %s`, MaxInstances, got)
 }
 
 // describe names a decoded value's type, and shows scalars, for messages.

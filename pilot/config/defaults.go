@@ -52,6 +52,17 @@ const (
 	DefaultHealthPath          = "/"
 	DefaultServiceTTLIntervals = 3               // the TTL is three check intervals…
 	MinServiceTTL              = 2 * time.Second // …and never under this
+
+	// MaxInstances bounds a cluster job's instances: each is a process
+	// with a heap of its own, and more than this in one container is a
+	// typo, not a plan.
+	MaxInstances = 256
+	// DefaultReadyTimeout bounds the wait for a new instance in a rolling
+	// reload: long enough for a Node app to load and warm up.
+	DefaultReadyTimeout = time.Minute
+	// MinReadyTimeout is the least time a new instance is given: under it
+	// a reload fails on any app that does real work at startup.
+	MinReadyTimeout = time.Second
 )
 
 // WithDefaults returns a deep copy of c with every default filled in; c and
@@ -63,7 +74,8 @@ const (
 // top-level stopTimeout, and backoff.initial to 200ms but at most
 // backoff.max. A periodic job's timeout defaults to its period. Restart.Max
 // stays nil (unlimited) and StopSignal stays zero (the signal that started
-// the shutdown).
+// the shutdown). A cluster job's readiness defaults to health when it has
+// a check, and stays "" (ready once started) when it has none.
 func (c Config) WithDefaults() Config {
 	out := c
 	out.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
@@ -97,6 +109,7 @@ func (j Job) withDefaults(topStopTimeout time.Duration) Job {
 	out.Env = maps.Clone(j.Env)
 	out.After = slices.Clone(j.After)
 	out.ForwardSignals = slices.Clone(j.ForwardSignals)
+	out.Listen = slices.Clone(j.Listen)
 	if j.Every > 0 && j.Timeout == 0 {
 		out.Timeout = j.Every
 	}
@@ -112,6 +125,14 @@ func (j Job) withDefaults(topStopTimeout time.Duration) Job {
 	if j.Service != nil {
 		s := j.Service.withDefaults(out.Health)
 		out.Service = &s
+	}
+	if j.Cluster() {
+		// A job with a check is ready when it passes; without one, when
+		// it has started (the zero Readiness).
+		if j.Readiness == "" && j.Health != nil {
+			out.Readiness = ReadinessHealth
+		}
+		out.ReadyTimeout = cmp.Or(j.ReadyTimeout, DefaultReadyTimeout)
 	}
 	return out
 }

@@ -47,14 +47,17 @@
 // the parser has already changed them (1.10 is 1.1).
 //
 // Signals, sizes and the names of every enum (restart policy, output
-// mode, dependency state, onUnhealthy, render format, metric type) are
-// parsed as they are decoded, by the UnmarshalText of the field's type, so
-// a bad one is reported at its path with the rest, and pilot builds from
-// the typed value without parsing it again. Each enum's names are listed
-// once: in types.go, or in the runtime type the field uses
-// (jobs.RestartPolicy, output.Mode, custom.Kind). log.level and log.format
-// stay text, since PILOT_LOG_LEVEL and PILOT_LOG_FORMAT override them as
-// text; ParseLogLevel and ParseLogFormat read both.
+// mode, dependency state, onUnhealthy, render format, metric type,
+// readiness) are parsed as they are decoded, by the UnmarshalText of the
+// field's type, so a bad one is reported at its path with the rest, and
+// pilot builds from the typed value without parsing it again. Each enum's
+// names are listed once: in types.go, or in the runtime type the field
+// uses (jobs.RestartPolicy, output.Mode, custom.Kind). log.level and
+// log.format stay text, since PILOT_LOG_LEVEL and PILOT_LOG_FORMAT
+// override them as text; ParseLogLevel and ParseLogFormat read both.
+// instances is the one value of two types, a number or "auto", read by
+// its own decode hook; a number written as text is taken too, since that
+// is what a quoted ${N} gives.
 //
 // A zero where leaving the key out means a default (`stopTimeout: 0s`,
 // `every: 0s`, `health.interval: 0s`) is refused, with what leaving it out
@@ -64,7 +67,8 @@
 // startPeriod at most a day (the TTL is 3 × interval), backoff.max at most
 // a day (the delay doubles up to it), the thresholds at most 100, a
 // duration at most 2562047h (beyond it is "out of range", not "not a
-// duration"), a port 1–65535, consul.address as the Consul client takes it.
+// duration"), a port 1–65535, consul.address as the Consul client takes
+// it, instances at most 256, a cluster job's readyTimeout at least 1s.
 //
 // # The file
 //

@@ -154,6 +154,45 @@ func (f *RenderFormat) UnmarshalText(text []byte) error {
 	return parseName(f, text, RenderNGINX, RenderTraefik)
 }
 
+// Instances is the number of copies of a cluster job: N, or Auto for as
+// many as the CPUs the container may use (jobs/cpus), counted when pilot
+// starts the job. The zero value means not set. It is decoded from an
+// integer or from the text "auto" or a number (an expanded ${N}), by
+// toInstances.
+type Instances struct {
+	N    int
+	Auto bool
+}
+
+// Set reports whether the config asked for instances.
+func (i Instances) Set() bool { return i.N > 0 || i.Auto }
+
+// String is "auto" or the number, as a config writes it; "0" when not set.
+func (i Instances) String() string {
+	if i.Auto {
+		return "auto"
+	}
+	return strconv.Itoa(i.N)
+}
+
+// Readiness is when a new instance of a cluster job counts as ready in a
+// rolling reload, so that the next old one may stop; "" means as soon as
+// it has started.
+type Readiness string
+
+const (
+	// ReadinessHealth waits for the instance's health check to pass.
+	ReadinessHealth Readiness = "health"
+	// ReadinessMessage waits for the app to say it is ready, through
+	// pilot's Node agent.
+	ReadinessMessage Readiness = "message"
+)
+
+// UnmarshalText reads health or message.
+func (r *Readiness) UnmarshalText(text []byte) error {
+	return parseName(r, text, ReadinessHealth, ReadinessMessage)
+}
+
 // parseName sets *v to the name in text if it is one of names, the one list
 // of a string enum.
 func parseName[T ~string](v *T, text []byte, names ...T) error {

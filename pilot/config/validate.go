@@ -47,6 +47,7 @@ func (c *Config) validate(p *problems) {
 	c.validateJobs(p)
 	c.validateWatches(p)
 	c.validateTelemetry(p)
+	c.validateCluster(p)
 	c.validateControl(p)
 }
 
