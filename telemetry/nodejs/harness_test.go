@@ -170,20 +170,22 @@ type app struct {
 // set, records its pid as that job's main pid.
 func (h *harness) startApp(job string, env []string, args ...string) *app {
 	h.t.Helper()
-	return startNode(h.t, env, func(pid int) {
+	return startNode(h.t, env, nil, func(pid int) {
 		if job != "" {
 			h.setPid(job, pid)
 		}
 	}, args...)
 }
 
-func startNode(t *testing.T, env []string, started func(pid int), args ...string) *app {
+// startNode runs node; files become its fds 3, 4, ….
+func startNode(t *testing.T, env []string, files []*os.File, started func(pid int), args ...string) *app {
 	t.Helper()
 	node := requireNode(t)
 	a := &app{stdout: &toolbin.LockedBuffer{}, stderr: &toolbin.LockedBuffer{}, done: make(chan struct{})}
 	a.cmd = exec.Command(node, args...)
 	a.cmd.Dir = "testdata"
 	a.cmd.Env = env
+	a.cmd.ExtraFiles = files
 	a.cmd.Stdout = a.stdout
 	a.cmd.Stderr = a.stderr
 	in, err := a.cmd.StdinPipe()
