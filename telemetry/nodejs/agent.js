@@ -3,9 +3,15 @@
 // pilot (node.metrics). It reports event-loop delay, heap, GC and handles to
 // pilot over a unix socket, one JSON object per line, about once a second.
 //
+// In pilot's cluster mode it also serves the app's listen() from the
+// sockets pilot bound (PILOT_LISTEN_ADDRS), reports listening and
+// process.send('ready') to pilot, and drains on SIGTERM (see doc.go).
+//
 // Rules it keeps, because it runs inside somebody else's app:
-//   - it never prints, never throws, never adds process listeners, and
-//     never keeps the app alive (every timer and the socket are unref'd);
+//   - it never prints, never throws, and never keeps the app alive (every
+//     timer and the socket are unref'd); it adds a process listener
+//     (SIGTERM) only in a process given inherited sockets, whose SIGTERM
+//     it must turn into a drain;
 //   - it removes its own environment (and its NODE_OPTIONS entry) from
 //     process.env before the app runs, so the app's child processes do not
 //     load it and the app sees the environment it was given;
@@ -186,7 +192,8 @@
           try {
             connected = true;
             backoff = INTERVAL_MS;
-            send({ type: 'hello', v: 1, token: token, pid: process.pid, node: process.version, le: LE });
+            send({ type: 'hello', v: 1, token: token, pid: process.pid, instance: instanceOf(), node: process.version, le: LE });
+            sendState();
           } catch (e) { /* ignore */ }
         });
         s.on('data', function (d) {
@@ -214,6 +221,281 @@
         sock = null;
         retry();
       }
+    }
+
+    // ---- Cluster mode: inherited sockets, readiness, draining ----------
+    //
+    // pilot may bind a job's sockets itself and hand them to every instance
+    // as fds 3, 4, … (systemd's convention: LISTEN_FDS, LISTEN_PID) with
+    // PILOT_LISTEN_ADDRS naming their addresses in fd order. An unchanged
+    // app still calls listen(3000): the patch below turns that into a listen
+    // on the inherited fd, so that several instances share one socket and a
+    // rolling reload never leaves the port unbound.
+    var fs = require('fs');
+    var held = inheritedSockets();
+    var listeningFds = []; // inherited fds a server of this process listens on
+    var ready = false;
+
+    function instanceOf() {
+      var s = env.PILOT_INSTANCE;
+      return (typeof s === 'string' && /^[0-9]{1,9}$/.test(s)) ? Number(s) : -1;
+    }
+
+    // [{fd, host, port, used}] from PILOT_LISTEN_ADDRS, or null. The
+    // environment is systemd's: it is for LISTEN_PID only (a child that
+    // inherits it must not take the sockets), LISTEN_FDS must cover every
+    // address, and each fd must be a socket (never wrap an fd that is not
+    // the one pilot passed).
+    function inheritedSockets() {
+      try {
+        var raw = env.PILOT_LISTEN_ADDRS;
+        if (!raw) return null;
+        if (env.LISTEN_PID && Number(env.LISTEN_PID) !== process.pid) return null;
+        var n = Number(env.LISTEN_FDS);
+        var addrs = JSON.parse(raw);
+        if (!Array.isArray(addrs) || !(n >= addrs.length)) return null;
+        var out = [];
+        for (var i = 0; i < addrs.length; i++) {
+          var a = addrs[i];
+          var c = typeof a === 'string' ? a.lastIndexOf(':') : -1;
+          if (c < 0) continue;
+          var port = toPort(a.slice(c + 1));
+          if (port === null) continue;
+          try { if (!fs.fstatSync(3 + i).isSocket()) continue; } catch (e) { continue; }
+          out.push({ fd: 3 + i, host: normHost(a.slice(0, c)), port: port, used: false });
+        }
+        return out.length ? out : null;
+      } catch (e) { return null; }
+    }
+
+    function toPort(v) {
+      if (typeof v === 'string' && /^[0-9]{1,5}$/.test(v)) v = Number(v);
+      return (typeof v === 'number' && v % 1 === 0 && v > 0 && v < 65536) ? v : null;
+    }
+    function normHost(h) {
+      if (h === undefined || h === null) return '';
+      h = String(h).toLowerCase();
+      if (h.charAt(0) === '[' && h.charAt(h.length - 1) === ']') h = h.slice(1, -1);
+      return h;
+    }
+    function wildcard(h) { return h === '' || h === '0.0.0.0' || h === '::'; }
+    function loopback(h) { return h === '::1' || /^127\./.test(h); }
+    // The host rule: a listen takes a held socket of its port when the
+    // hosts are equal, when pilot's socket is a wildcard (it already takes
+    // every address of that port), when the app names no host or a
+    // wildcard (the app asks for "this port"; pilot's config decides
+    // where), or when the app asks for localhost and pilot's socket is on a
+    // loopback address. Anything else (another specific address) is the
+    // app's own listen.
+    function hostMatches(heldHost, want) {
+      return want === heldHost || wildcard(heldHost) || wildcard(want) ||
+        (want === 'localhost' && loopback(heldHost));
+    }
+    // The held socket a listen(args) should take, or null. An fd is given
+    // to one server only: once taken it is that server's (closing the
+    // server closes this process's copy), and a second listen on the same
+    // port goes to Node as it is, failing as it would without pilot.
+    function pick(args) {
+      var a0 = args[0];
+      var port;
+      var host;
+      if (a0 !== null && typeof a0 === 'object') {
+        if (typeof a0.fd === 'number') { // listen({fd}) or a handle object
+          for (var k = 0; k < held.length; k++) if (held[k].fd === a0.fd && !held[k].used) return { s: held[k], own: true };
+          return null;
+        }
+        if (a0.path !== undefined && a0.path !== null) return null;
+        if (a0._handle || a0.handle) return null;
+        port = toPort(a0.port);
+        host = normHost(a0.host);
+      } else {
+        port = toPort(a0);
+        host = typeof args[1] === 'string' ? normHost(args[1]) : '';
+      }
+      if (port === null) return null;
+      var best = null;
+      for (var i = 0; i < held.length; i++) {
+        var s = held[i];
+        if (s.used || s.port !== port || !hostMatches(s.host, host)) continue;
+        if (s.host === host) return { s: s };
+        if (!best) best = { s: s };
+      }
+      return best;
+    }
+    function backlogOf(args) {
+      if (args[0] !== null && typeof args[0] === 'object') return args[0].backlog;
+      for (var i = 1; i < args.length; i++) if (typeof args[i] === 'number') return args[i];
+      return undefined;
+    }
+
+    if (held) {
+      var origListen = net.Server.prototype.listen;
+      net.Server.prototype.listen = function listen() {
+        var args = Array.prototype.slice.call(arguments);
+        var p = null;
+        try { p = pick(args); } catch (e) { p = null; }
+        if (!p) return origListen.apply(this, args);
+        var cb = typeof args[args.length - 1] === 'function' ? args[args.length - 1] : undefined;
+        var opts = { fd: p.s.fd };
+        var backlog = backlogOf(args);
+        if (typeof backlog === 'number') opts.backlog = backlog;
+        var ret = cb ? origListen.call(this, opts, cb) : origListen.call(this, opts);
+        // Past a synchronous throw (already listening…): the fd is this server's.
+        p.s.used = true;
+        try { track(this, p.s.fd); } catch (e) { /* ignore */ }
+        return ret;
+      };
+    }
+
+    // Readiness, PM2's way: the app calls process.send('ready'). Every
+    // message still goes to the original send when there is an IPC channel
+    // ('ready' too: a parent may wait for it); without one, process.send
+    // is defined so that the call never throws. It is defined only for
+    // pilot's cluster jobs (PILOT_INSTANCE or inherited sockets): other
+    // apps may test process.send to learn whether they have a parent.
+    var origSend = typeof process.send === 'function' ? process.send : null;
+    if (origSend || held || instanceOf() >= 0) {
+      process.send = function send(msg) {
+        try {
+          if (msg === 'ready' && !ready) { ready = true; sendEvent({ type: 'ready' }); }
+        } catch (e) { /* ignore */ }
+        if (origSend) return origSend.apply(process, arguments);
+        var cb = arguments[arguments.length - 1];
+        if (arguments.length > 1 && typeof cb === 'function') process.nextTick(cb, null);
+        return true;
+      };
+    }
+
+    // Draining (SIGTERM, in processes with inherited sockets only): see
+    // doc.go. The connections of servers on inherited fds, with how many
+    // requests each has in flight.
+    var S = Symbol('pilot.conn');
+    var conns = new Set();
+    var liveRes = new Set(); // responses not yet finished
+    var servers = [];
+    var draining = false;
+    var drainStart = 0;
+    var sweepTimer = null;
+    var graceMs = Number(env.PILOT_DRAIN_GRACE_MS);
+    if (!(graceMs >= 0)) graceMs = 1000;
+
+    function track(server, fd) {
+      var isHttp = typeof server.closeIdleConnections === 'function'; // http and https servers
+      servers.push(server);
+      server.once('listening', function () {
+        try {
+          if (listeningFds.indexOf(fd) < 0) {
+            listeningFds.push(fd);
+            listeningFds.sort(function (x, y) { return x - y; });
+          }
+          sendEvent({ type: 'listening', fds: listeningFds.slice() });
+        } catch (e) { /* ignore */ }
+      });
+      server.on('connection', function (sock) {
+        try {
+          var st = { http: isHttp, inflight: 0, idleSince: Date.now() };
+          sock[S] = st;
+          conns.add(sock);
+          sock.once('close', function () { conns.delete(sock); checkDone(); });
+        } catch (e) { /* ignore */ }
+      });
+      if (!isHttp) return;
+      // First in line, so that a handler answering at once still gets
+      // Connection: close during a drain.
+      server.prependListener('request', function (req, res) {
+        try {
+          var sock = req.socket;
+          var st = sock && (sock[S] || (sock._parent && sock._parent[S]));
+          liveRes.add(res);
+          if (st) st.inflight++;
+          var done = false;
+          var end = function () {
+            if (done) return;
+            done = true;
+            liveRes.delete(res);
+            if (st) { st.inflight--; st.idleSince = Date.now(); }
+          };
+          res.once('finish', end);
+          res.once('close', end);
+          if (draining) lastOnConnection(res);
+        } catch (e) { /* ignore */ }
+      });
+    }
+
+    // The response tells the client to reconnect (to another instance) and
+    // ends the connection once it is sent (Node sets _last).
+    function lastOnConnection(res) {
+      try {
+        if (!res.headersSent) {
+          res.setHeader('Connection', 'close');
+          res.shouldKeepAlive = false;
+        }
+      } catch (e) { /* ignore */ }
+    }
+
+    function noop() {}
+    function drain() {
+      if (draining) return;
+      draining = true;
+      drainStart = Date.now();
+      for (var i = 0; i < servers.length; i++) {
+        var s = servers[i];
+        try {
+          // Node ≥19's http close() also closes idle keep-alive
+          // connections, racing clients that send their next request at
+          // once; the sweep below closes idle ones after the grace
+          // instead, so the app's own close() must not either.
+          if (typeof s.closeIdleConnections === 'function') s.closeIdleConnections = noop;
+          // Stop accepting on this process's fd copy only: pilot and the
+          // other instances hold the socket, the kernel queues for them.
+          if (s.listening) net.Server.prototype.close.call(s);
+        } catch (e) { /* ignore */ }
+      }
+      liveRes.forEach(lastOnConnection);
+      sweepTimer = setInterval(sweep, Math.max(10, Math.min(100, graceMs / 4)));
+      sweepTimer.unref();
+      sweep();
+      checkDone();
+    }
+    // An HTTP connection idle (no request in flight) for graceMs since the
+    // drain began is closed: a client may be sending its next request at
+    // that moment (the keep-alive race nobody can close), but a client
+    // that stays idle would otherwise keep the process forever.
+    function sweep() {
+      var now = Date.now();
+      conns.forEach(function (sock) {
+        var st = sock[S];
+        if (st && st.http && st.inflight === 0 && now - Math.max(st.idleSince, drainStart) >= graceMs) {
+          try { sock.destroy(); } catch (e) { /* ignore */ }
+        }
+      });
+    }
+    function checkDone() {
+      if (!draining || conns.size > 0) return;
+      if (sweepTimer) { clearInterval(sweepTimer); sweepTimer = null; }
+      var own = process.listeners('SIGTERM').some(function (l) { return l !== onTerm; });
+      if (own) return; // the app's SIGTERM handler decides when to exit
+      // Die of the signal as Node's default would (status 143 to a shell).
+      process.removeListener('SIGTERM', onTerm);
+      process.kill(process.pid, 'SIGTERM');
+    }
+    function onTerm() {
+      try { drain(); } catch (e) {
+        // Never leave a process that was told to stop running.
+        if (!process.listeners('SIGTERM').some(function (l) { return l !== onTerm; })) {
+          process.removeListener('SIGTERM', onTerm);
+          process.kill(process.pid, 'SIGTERM');
+        }
+      }
+    }
+    if (held) process.on('SIGTERM', onTerm);
+
+    // Events are state: sent when they change and again after each
+    // (re)connect, so that none is lost to a connection not yet up.
+    function sendEvent(obj) { send(obj); }
+    function sendState() {
+      if (listeningFds.length) send({ type: 'listening', fds: listeningFds.slice() });
+      if (ready) send({ type: 'ready' });
     }
 
     var tick = setInterval(function () {

@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,18 +38,88 @@ const (
 	envNodeOp = "NODE_OPTIONS"
 )
 
+// Environment of cluster mode, which pilot sets for the app (the agent
+// reads it and leaves it in place; see doc.go).
+const (
+	envListenFDs   = "LISTEN_FDS"
+	envListenNames = "LISTEN_FDNAMES"
+	envListenAddrs = "PILOT_LISTEN_ADDRS"
+	envInstance    = "PILOT_INSTANCE"
+	envDrainGrace  = "PILOT_DRAIN_GRACE_MS" // a test knob; 1000 when unset
+)
+
+// ListenEnv returns the variables that tell a process it inherits the
+// sockets bound at addrs as fds 3, 4, … (in that order: exec.Cmd's
+// ExtraFiles), systemd's way plus the addresses the agent matches listen()
+// calls against: LISTEN_FDS, LISTEN_FDNAMES (listen0:listen1:…) and
+// PILOT_LISTEN_ADDRS, a JSON array of addr.String(). LISTEN_PID is not
+// among them: it is the child's pid, unknown before it starts; when set,
+// the agent takes the sockets only if it is its own pid.
+func ListenEnv(addrs []net.Addr) []string {
+	names := make([]string, len(addrs))
+	strs := make([]string, len(addrs))
+	for i, a := range addrs {
+		names[i] = "listen" + strconv.Itoa(i)
+		strs[i] = a.String()
+	}
+	js, _ := json.Marshal(strs) // strings always marshal
+	return []string{
+		envListenFDs + "=" + strconv.Itoa(len(addrs)),
+		envListenNames + "=" + strings.Join(names, ":"),
+		envListenAddrs + "=" + string(js),
+	}
+}
+
 // connectWarnAfter is how long a job's process may run without its agent
 // connecting before pilot warns (once per job).
 const connectWarnAfter = 10 * time.Second
+
+// Options are what New needs from pilot besides the directory, registry and
+// logger.
+type Options struct {
+	// Pids returns the pids of the job's current processes (all instances);
+	// a connecting process is accepted when it is one of them. (A descendant
+	// of one is refused, as before cluster mode: only the processes pilot
+	// started report, see doc.go.) Nil means no job has a process.
+	Pids func(job string) []int
+	// OnEvent, when set, is called (from the connection's goroutine; must
+	// not block long) for each listening/ready report and when a verified
+	// connection ends.
+	OnEvent func(Event)
+}
+
+// EventKind says what a process reported.
+type EventKind string
+
+const (
+	// EventListening: the process listens on the inherited sockets in FDs
+	// (every one it listens on so far, ascending).
+	EventListening EventKind = "listening"
+	// EventReady: the app called process.send('ready') (PM2's convention).
+	EventReady EventKind = "ready"
+	// EventGone: the process's verified connection ended (it exited, or
+	// pilot is stopping).
+	EventGone EventKind = "gone"
+)
+
+// Event is one report from a job's process, for pilot's rolling reload.
+type Event struct {
+	Job      string
+	Instance int // PILOT_INSTANCE of the process, -1 when it has none
+	Pid      int // the peer's pid (SO_PEERCRED), not the one the agent claims
+	Kind     EventKind
+	FDs      []int // EventListening only
+}
 
 // Agents hands the agent to Node jobs and collects what the agents report.
 // A nil *Agents is valid: Env returns the environment unchanged and Run
 // waits for its context.
 type Agents struct {
-	dir   string
-	log   *slog.Logger
-	pidOf func(job string) int
-	coll  *collector
+	dir     string
+	log     *slog.Logger
+	pids    func(job string) []int // never nil
+	onEvent func(Event)            // may be nil
+	coll    *collector
 
 	ln       *net.UnixListener // nil when disabled
 	disabled string            // why the agent is not handed out ("" = enabled)
@@ -64,15 +136,11 @@ type Agents struct {
 	byJob    map[string]string // job → token
 	warned   map[string]bool   // "disabled", "rewrite", "reject:JOB", "silent:JOB"
 	conns    map[*conn]struct{}
-	current  map[string]*conn // job → its verified connection
+	current  map[string]map[int]*conn // job → pid → that process's verified connection
+	seq      uint64                   // counts verified connections (newest wins a shared label set)
 	closed   bool
 	wg       sync.WaitGroup
-	lastPids map[string]pidSeen
-}
-
-type pidSeen struct {
-	pid   int
-	since time.Time
+	lastPids map[string]map[int]time.Time // job → pid → when watchSilent first saw it
 }
 
 // event is what tests observe: a connection accepted or rejected, a report.
@@ -85,24 +153,29 @@ type event struct {
 // New writes the agent into dir, which pilot created for it (the files are
 // made readable by every user, for jobs that run as another user), and
 // listens on a unix socket there. reg receives the pilot_nodejs_* collector;
-// pidOf returns a job's current main pid (0 when none runs): only that
-// process may report for the job.
+// opts.Pids returns a job's current processes: only those may report for
+// the job, each on its own connection with its own series.
 //
-// Only a nil reg or pidOf, or a collector already registered, is an error.
+// Only a nil reg, or a collector already registered, is an error.
 // When the agent cannot be written and verified or the socket cannot be
 // opened, New logs one warning and returns Agents whose Env adds nothing, so
 // that every Node job still starts as it would without pilot's agent.
-func New(dir string, reg prometheus.Registerer, log *slog.Logger, pidOf func(job string) int) (*Agents, error) {
-	if reg == nil || pidOf == nil {
-		return nil, errors.New("nodejs: New needs a registerer and a PidOf function")
+func New(dir string, reg prometheus.Registerer, log *slog.Logger, opts Options) (*Agents, error) {
+	if reg == nil {
+		return nil, errors.New("nodejs: New needs a registerer")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	pids := opts.Pids
+	if pids == nil {
+		pids = func(string) []int { return nil }
+	}
 	a := &Agents{
 		dir:        dir,
 		log:        log,
-		pidOf:      pidOf,
+		pids:       pids,
+		onEvent:    opts.OnEvent,
 		coll:       newCollector(),
 		warnAfter:  connectWarnAfter,
 		pollEvery:  time.Second,
@@ -112,8 +185,8 @@ func New(dir string, reg prometheus.Registerer, log *slog.Logger, pidOf func(job
 		byJob:      map[string]string{},
 		warned:     map[string]bool{},
 		conns:      map[*conn]struct{}{},
-		current:    map[string]*conn{},
-		lastPids:   map[string]pidSeen{},
+		current:    map[string]map[int]*conn{},
+		lastPids:   map[string]map[int]time.Time{},
 	}
 	if err := reg.Register(a.coll); err != nil {
 		return nil, fmt.Errorf("nodejs: registering the Node metrics: %w", err)
@@ -316,6 +389,13 @@ func (a *Agents) emit(ev event) {
 	}
 }
 
+// report hands ev to pilot's OnEvent, if any.
+func (a *Agents) report(ev Event) {
+	if a.onEvent != nil {
+		a.onEvent(ev)
+	}
+}
+
 // Run accepts agent connections until ctx ends, then closes the socket and
 // every connection, and returns once all its goroutines have ended. It also
 // warns, once per job, when a job given the agent runs for 10 s without its
@@ -367,8 +447,8 @@ func (a *Agents) Run(ctx context.Context) {
 	a.wg.Wait()
 }
 
-// watchSilent warns once per job when its process has run for warnAfter
-// without a verified connection.
+// watchSilent warns once per job when one of its processes has run for
+// warnAfter without a verified connection.
 func (a *Agents) watchSilent(ctx context.Context) {
 	t := time.NewTicker(a.pollEvery)
 	defer t.Stop()
@@ -384,19 +464,29 @@ func (a *Agents) watchSilent(ctx context.Context) {
 			}
 			a.mu.Unlock()
 			for _, job := range jobs {
-				pid := a.pidOf(job)
+				pids := a.pids(job) // outside the lock: pilot's function may take its own
 				a.mu.Lock()
 				seen := a.lastPids[job]
-				if pid != seen.pid {
-					seen = pidSeen{pid: pid, since: now}
-					a.lastPids[job] = seen
+				fresh := make(map[int]time.Time, len(pids))
+				silent := 0
+				for _, pid := range pids {
+					if pid <= 0 {
+						continue
+					}
+					since, ok := seen[pid]
+					if !ok {
+						since = now
+					}
+					fresh[pid] = since
+					if a.current[job][pid] == nil && now.Sub(since) >= a.warnAfter && silent == 0 {
+						silent = pid
+					}
 				}
-				cur := a.current[job]
-				connected := cur != nil && cur.pid == pid
+				a.lastPids[job] = fresh // forget pids that are gone
 				a.mu.Unlock()
-				if pid != 0 && !connected && now.Sub(seen.since) >= a.warnAfter {
+				if silent != 0 {
 					a.warnOnce("silent:"+job, "Node metrics: the job's process has not connected to pilot; is it a Node process started directly (exec form, or `exec node …` in shell)?",
-						"job", job, "pid", pid, "after", a.warnAfter)
+						"job", job, "pid", silent, "after", a.warnAfter)
 				}
 			}
 		}

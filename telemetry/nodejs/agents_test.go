@@ -2,6 +2,7 @@ package nodejs
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -377,10 +379,10 @@ func TestProtocol(t *testing.T) {
 		want := `
 # HELP pilot_nodejs_heap_used_bytes V8 heap in use in the job's Node process.
 # TYPE pilot_nodejs_heap_used_bytes gauge
-pilot_nodejs_heap_used_bytes{job="app"} 100
+pilot_nodejs_heap_used_bytes{instance="",job="app"} 100
 # HELP pilot_nodejs_active_handles Handles keeping the job's Node process alive (sockets, servers, timers, …).
 # TYPE pilot_nodejs_active_handles gauge
-pilot_nodejs_active_handles{job="app"} 4
+pilot_nodejs_active_handles{instance="",job="app"} 4
 `
 		if err := testutil.GatherAndCompare(h.reg, strings.NewReader(want), "pilot_nodejs_heap_used_bytes", "pilot_nodejs_active_handles"); err != nil {
 			t.Error(err)
@@ -437,12 +439,50 @@ func TestEnvKeepsUserOptionsAndReplacesStaleAgentVars(t *testing.T) {
 	if got := nilAgents.Env("app", in); !slices.Equal(got, in) {
 		t.Errorf("nil Agents changed env")
 	}
-	if _, err := New(h.dir, h.reg, nil, h.pidOf); err == nil {
+	if _, err := New(h.dir, h.reg, nil, Options{Pids: h.pidsOf}); err == nil {
 		t.Error("New registered the collector twice without an error")
 	}
-	if _, err := New(h.dir, prometheus.NewRegistry(), nil, nil); err == nil {
-		t.Error("New without PidOf: no error")
+	if _, err := New(h.dir, nil, nil, Options{}); err == nil {
+		t.Error("New without a registerer: no error")
 	}
+}
+
+// TestNilPids: Options without Pids is usable; every process is refused
+// (no job has one) and nothing panics.
+func TestNilPids(t *testing.T) {
+	sub, err := os.MkdirTemp("", "njs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sub) })
+	if err := os.Chmod(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(sub, prometheus.NewRegistry(), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.pidGrace = 50 * time.Millisecond
+	var rejected sync.WaitGroup
+	rejected.Add(1)
+	a.events = func(ev event) {
+		if ev.kind == "rejected" {
+			rejected.Done()
+		}
+	}
+	a.Env("app", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	c := dialAgent(t, a.SocketPath())
+	le, _ := json.Marshal(gcBuckets)
+	c.send(fmt.Sprintf(`{"type":"hello","v":1,"token":%q,"pid":1,"node":"test","le":%s}`, a.byJob["app"], le))
+	if got := c.readLine(); !strings.Contains(got, `"reject"`) {
+		t.Errorf("got %q", got)
+	}
+	rejected.Wait()
+	cancel()
+	<-done
 }
 
 // quantile reads one quantile of a gathered summary; -1 when absent.

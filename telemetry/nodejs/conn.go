@@ -18,20 +18,31 @@ import (
 // maxLine bounds one message; a report is a few hundred bytes.
 const maxLine = 64 << 10
 
+// maxFDs bounds the fds of one listening report (pilot hands a job a few).
+const maxFDs = 64
+
 // conn is one agent connection.
 type conn struct {
-	nc  *net.UnixConn
-	job string // set once verified
-	pid int    // the peer's pid (SO_PEERCRED)
+	nc       *net.UnixConn
+	job      string // set once verified
+	pid      int    // the peer's pid (SO_PEERCRED)
+	instance int    // from the hello; -1 for a process outside cluster mode
+	seq      uint64 // order of verification, for the collector
 }
 
 type hello struct {
-	Type  string    `json:"type"`
-	V     int       `json:"v"`
-	Token string    `json:"token"`
-	Pid   int       `json:"pid"`
-	Node  string    `json:"node"`
-	LE    []float64 `json:"le"`
+	Type     string    `json:"type"`
+	V        int       `json:"v"`
+	Token    string    `json:"token"`
+	Pid      int       `json:"pid"`
+	Instance *int      `json:"instance"` // PILOT_INSTANCE; absent or -1 outside cluster mode
+	Node     string    `json:"node"`
+	LE       []float64 `json:"le"`
+}
+
+// listening is the agent's {"type":"listening","fds":[…]}.
+type listening struct {
+	FDs []int `json:"fds"`
 }
 
 type report struct {
@@ -58,21 +69,25 @@ type gcHist struct {
 }
 
 // serve verifies one connection and then feeds its reports to the
-// collector until it closes.
+// collector, and its events to OnEvent, until it closes.
 func (a *Agents) serve(ctx context.Context, c *conn) {
 	defer func() {
 		c.nc.Close()
 		a.mu.Lock()
 		delete(a.conns, c)
-		last := c.job != "" && a.current[c.job] == c
+		last := c.job != "" && a.current[c.job][c.pid] == c
 		if last {
-			delete(a.current, c.job)
+			delete(a.current[c.job], c.pid)
+			if len(a.current[c.job]) == 0 {
+				delete(a.current, c.job)
+			}
 		}
 		a.mu.Unlock()
 		if last {
-			a.coll.remove(c.job)
-			a.log.Debug("Node agent disconnected", "job", c.job, "pid", c.pid)
+			a.coll.remove(procKey{c.job, c.pid})
+			a.log.Debug("Node agent disconnected", "job", c.job, "pid", c.pid, "instance", c.instance)
 			a.emit(event{kind: "closed", job: c.job, pid: c.pid})
+			a.report(Event{Job: c.job, Instance: c.instance, Pid: c.pid, Kind: EventGone})
 		}
 	}()
 	pid, err := peerPid(c.nc)
@@ -105,58 +120,100 @@ func (a *Agents) serve(ctx context.Context, c *conn) {
 		a.reject(c, job, why)
 		return
 	}
-	c.job = job
+	c.instance = -1
+	if h.Instance != nil && *h.Instance >= 0 {
+		c.instance = *h.Instance
+	}
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
-		c.job = ""
 		return
 	}
-	prev := a.current[job]
-	a.current[job] = c
+	c.job = job
+	a.seq++
+	c.seq = a.seq
+	if a.current[job] == nil {
+		a.current[job] = map[int]*conn{}
+	}
+	prev := a.current[job][pid]
+	a.current[job][pid] = c
 	a.mu.Unlock()
-	if prev != nil { // an earlier run's connection not yet closed: it is stale
+	if prev != nil { // the same process connected again (its agent reconnected): the old one is stale
 		prev.nc.Close()
 	}
-	a.coll.remove(job) // a new process: its series start afresh
-	a.log.Debug("Node agent connected", "job", job, "pid", pid, "node", h.Node)
+	key := procKey{job, pid}
+	a.coll.remove(key) // a new connection: its series start afresh
+	a.log.Debug("Node agent connected", "job", job, "pid", pid, "instance", c.instance, "node", h.Node)
 	a.emit(event{kind: "accepted", job: job, pid: pid})
 
 	gcOK := slices.Equal(h.LE, gcBuckets)
+	label := ""
+	if c.instance >= 0 {
+		label = strconv.Itoa(c.instance)
+	}
 	for sc.Scan() {
 		var r report
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil || r.Type != "report" {
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			continue
 		}
-		if !gcOK {
-			r.GC = nil
-		}
 		a.mu.Lock()
-		still := a.current[job] == c
+		still := a.current[job][pid] == c
 		a.mu.Unlock()
 		if !still {
 			return
 		}
-		a.coll.update(job, &r)
-		a.emit(event{kind: "report", job: job, pid: pid})
+		switch r.Type {
+		case "report":
+			if !gcOK {
+				r.GC = nil
+			}
+			a.coll.update(key, label, c.seq, &r)
+			a.emit(event{kind: "report", job: job, pid: pid})
+		case "listening":
+			var l listening
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil || !validFDs(l.FDs) {
+				continue
+			}
+			a.log.Debug("Node process listens on inherited sockets", "job", job, "pid", pid, "instance", c.instance, "fds", l.FDs)
+			a.report(Event{Job: job, Instance: c.instance, Pid: pid, Kind: EventListening, FDs: l.FDs})
+		case "ready":
+			a.log.Debug("Node process is ready", "job", job, "pid", pid, "instance", c.instance)
+			a.report(Event{Job: job, Instance: c.instance, Pid: pid, Kind: EventReady})
+		}
 	}
 }
 
-// verifyPid returns "" when pid is job's main process, else why not. A
-// descendant of the job's process is refused at once; another pid gets
-// pidGrace, in which pilot may record a process it has just started.
+// validFDs accepts what pilot can hand out: fds from 3 (SD_LISTEN_FDS_START)
+// on, ascending, no more than maxFDs of them.
+func validFDs(fds []int) bool {
+	if len(fds) == 0 || len(fds) > maxFDs {
+		return false
+	}
+	for i, fd := range fds {
+		if fd < 3 || (i > 0 && fd <= fds[i-1]) {
+			return false
+		}
+	}
+	return true
+}
+
+// verifyPid returns "" when pid is one of job's processes, else why not. A
+// descendant of one is refused at once; another pid gets pidGrace, in which
+// pilot may record a process it has just started.
 func (a *Agents) verifyPid(ctx context.Context, job string, pid int) string {
 	deadline := time.Now().Add(a.pidGrace)
 	for {
-		want := a.pidOf(job)
-		if want == pid {
+		want := a.pids(job)
+		if slices.Contains(want, pid) {
 			return ""
 		}
-		if want > 0 && isDescendant(pid, want) {
-			return fmt.Sprintf("pid %d is a child of the job's process (pid %d); only the job's own process reports", pid, want)
+		for _, p := range want {
+			if p > 0 && isDescendant(pid, p) {
+				return fmt.Sprintf("pid %d is a child of the job's process (pid %d); only the job's own processes report", pid, p)
+			}
 		}
 		if !time.Now().Before(deadline) {
-			return fmt.Sprintf("pid %d is not the job's process (pid %d)", pid, want)
+			return fmt.Sprintf("pid %d is not the job's process (pids %v)", pid, want)
 		}
 		select {
 		case <-ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,8 +35,9 @@ type harness struct {
 	dir  string
 
 	mu     sync.Mutex
-	pids   map[string]int
+	pids   map[string][]int
 	events []event
+	pub    []Event // what OnEvent got
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -57,9 +59,9 @@ func newHarness(t *testing.T, tune func(*Agents)) *harness {
 
 func newHarnessIn(t *testing.T, dir string, tune func(*Agents)) *harness {
 	t.Helper()
-	h := &harness{t: t, reg: prometheus.NewRegistry(), logs: &toolbin.LockedBuffer{}, dir: dir, pids: map[string]int{}, done: make(chan struct{})}
+	h := &harness{t: t, reg: prometheus.NewRegistry(), logs: &toolbin.LockedBuffer{}, dir: dir, pids: map[string][]int{}, done: make(chan struct{})}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := New(dir, h.reg, log, h.pidOf)
+	a, err := New(dir, h.reg, log, Options{Pids: h.pidsOf, OnEvent: h.recordPub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,16 +87,43 @@ func (h *harness) stop() {
 	}
 }
 
-func (h *harness) pidOf(job string) int {
+func (h *harness) pidsOf(job string) []int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.pids[job]
+	return slices.Clone(h.pids[job])
 }
 
+// setPid makes pid the job's only process.
 func (h *harness) setPid(job string, pid int) {
 	h.mu.Lock()
-	h.pids[job] = pid
+	h.pids[job] = []int{pid}
 	h.mu.Unlock()
+}
+
+// addPid adds pid to the job's processes (cluster mode).
+func (h *harness) addPid(job string, pid int) {
+	h.mu.Lock()
+	h.pids[job] = append(h.pids[job], pid)
+	h.mu.Unlock()
+}
+
+func (h *harness) recordPub(ev Event) {
+	h.mu.Lock()
+	h.pub = append(h.pub, ev)
+	h.mu.Unlock()
+}
+
+// pubOf returns the events OnEvent got of one kind from one pid.
+func (h *harness) pubOf(kind EventKind, pid int) []Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Event
+	for _, e := range h.pub {
+		if e.Kind == kind && e.Pid == pid {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (h *harness) record(ev event) {
@@ -141,20 +170,22 @@ type app struct {
 // set, records its pid as that job's main pid.
 func (h *harness) startApp(job string, env []string, args ...string) *app {
 	h.t.Helper()
-	return startNode(h.t, env, func(pid int) {
+	return startNode(h.t, env, nil, func(pid int) {
 		if job != "" {
 			h.setPid(job, pid)
 		}
 	}, args...)
 }
 
-func startNode(t *testing.T, env []string, started func(pid int), args ...string) *app {
+// startNode runs node; files become its fds 3, 4, ….
+func startNode(t *testing.T, env []string, files []*os.File, started func(pid int), args ...string) *app {
 	t.Helper()
 	node := requireNode(t)
 	a := &app{stdout: &toolbin.LockedBuffer{}, stderr: &toolbin.LockedBuffer{}, done: make(chan struct{})}
 	a.cmd = exec.Command(node, args...)
 	a.cmd.Dir = "testdata"
 	a.cmd.Env = env
+	a.cmd.ExtraFiles = files
 	a.cmd.Stdout = a.stdout
 	a.cmd.Stderr = a.stderr
 	in, err := a.cmd.StdinPipe()
@@ -209,7 +240,7 @@ func baseEnv(extra ...string) []string {
 }
 
 // series returns the gathered samples of one family, by their labels
-// rendered as "k=v,k=v".
+// rendered as "k=v,k=v"; an empty label is left out, as Prometheus reads it.
 func (h *harness) series(name string) map[string]*dto.Metric {
 	h.t.Helper()
 	mfs, err := h.reg.Gather()
@@ -224,6 +255,9 @@ func (h *harness) series(name string) map[string]*dto.Metric {
 		for _, m := range mf.GetMetric() {
 			var ls []string
 			for _, lp := range m.GetLabel() {
+				if lp.GetValue() == "" {
+					continue
+				}
 				ls = append(ls, lp.GetName()+"="+lp.GetValue())
 			}
 			out[strings.Join(ls, ",")] = m
