@@ -26,6 +26,8 @@ type Job struct {
 	stderr *output.Sink
 	// overlay is putenv's environment, read at each start; nil: none.
 	overlay *EnvOverlay
+	// pool runs the job as Spec.Instances copies; nil for a plain job.
+	pool *pool
 
 	events chan event
 	done   chan struct{}
@@ -59,6 +61,13 @@ type Status struct {
 	// Blocked says why a job will never start, as "dependency migrate
 	// failed"; "" for a job that was not blocked.
 	Blocked string
+	// Instance is a pool instance's index (PILOT_INSTANCE).
+	Instance int
+	// Instances are a pool's instances (Spec.Instances), by index, then an
+	// instance a rolling reload is bringing up and those it is stopping;
+	// the fields above are then the pool's aggregate (Pid and Started:
+	// the first instance's that runs). nil for a plain job.
+	Instances []Status
 }
 
 // Deps are the shared services a Job uses.
@@ -93,6 +102,9 @@ func New(spec Spec, d Deps) *Job {
 	if len(spec.After) > 0 {
 		j.deps = d.Bus.Subscribe()
 	}
+	if spec.Instances > 0 {
+		j.pool = newPool(spec)
+	}
 	return j
 }
 
@@ -107,15 +119,30 @@ func (j *Job) Succeed(prev Status) {
 
 func (j *Job) Name() string { return j.spec.Name }
 
-func (j *Job) Spec() Spec { return j.spec }
+// Spec is the job's spec; a pool's is the one its new instances are made
+// from, which a roll onto a new spec replaces (its Name, After and Main
+// stay those the job was made with).
+func (j *Job) Spec() Spec {
+	if j.pool != nil {
+		j.pool.mu.Lock()
+		defer j.pool.mu.Unlock()
+		return j.pool.template
+	}
+	return j.spec
+}
 
 // Done is closed when Run has returned: the job is final and its process gone.
 func (j *Job) Done() <-chan struct{} { return j.done }
 
 func (j *Job) Status() Status {
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.status
+	st := j.status
+	j.mu.Unlock()
+	if j.pool != nil { // the instances as they stand now, not at the last aggregate
+		st.Instances = nil
+		j.pool.each(func(m *Job) { st.Instances = append(st.Instances, m.Status()) })
+	}
+	return st
 }
 
 // Stop asks the job to stop for good: preStop, then the stop signal (the
@@ -147,6 +174,10 @@ func (j *Job) send(ev event) {
 // Run runs the job until it is final and its process is gone. Cancelling
 // ctx stops the job as Stop then Kill would.
 func (j *Job) Run(ctx context.Context) {
+	if j.pool != nil {
+		j.runPool(ctx)
+		return
+	}
 	defer close(j.done)
 	j.mu.Lock()
 	runs, restarts := j.status.Runs, j.status.Restarts // Succeed's
@@ -509,7 +540,7 @@ func (l *loop) startProbe() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		probe(ctx, func(healthy bool) {
+		probe(ctx, l.proc.pid, func(healthy bool) {
 			select {
 			case l.verdicts <- healthy:
 			case <-ctx.Done():

@@ -199,7 +199,7 @@ func TestJobProbeDrivesHealthStates(t *testing.T) {
 	sub := h.deps.Bus.Subscribe()
 	spec := shellSpec("app", "echo up; exec sleep 30")
 	probeEnded := make(chan struct{})
-	spec.Probe = func(ctx context.Context, report func(bool)) {
+	spec.Probe = func(ctx context.Context, _ int, report func(bool)) {
 		defer close(probeEnded)
 		report(true)
 		report(false)
@@ -468,7 +468,7 @@ func waitDone(t *testing.T, j *Job) {
 func TestJobCreatedAfterItsDependencyIsUp(t *testing.T) {
 	h := newHarness(t)
 	dbSpec := shellSpec("db", "exec sleep 30")
-	dbSpec.Probe = func(ctx context.Context, report func(bool)) {
+	dbSpec.Probe = func(ctx context.Context, _ int, report func(bool)) {
 		report(true)
 		<-ctx.Done()
 	}

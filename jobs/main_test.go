@@ -6,4 +6,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	RunTrampoline() // the test binary is the trampoline of its jobs with sockets
+	goleak.VerifyTestMain(m)
+}

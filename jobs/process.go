@@ -57,12 +57,24 @@ func (j *Job) start(started func(pid int)) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
+	args := j.spec.Argv
+	var extra []*os.File
+	if len(j.spec.Listeners) > 0 {
+		if path, args, err = trampoline(path, args); err != nil {
+			return nil, err
+		}
+		env = listenEnv(env, j.spec.Listeners)
+		for _, l := range j.spec.Listeners {
+			extra = append(extra, l.File)
+		}
+	}
 	cmd := &exec.Cmd{
-		Path:  path,
-		Args:  j.spec.Argv,
-		Dir:   j.spec.Dir,
-		Env:   env,
-		Stdin: j.spec.Stdin,
+		Path:       path,
+		Args:       args,
+		Dir:        j.spec.Dir,
+		Env:        env,
+		Stdin:      j.spec.Stdin,
+		ExtraFiles: extra,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:    true,
 			Credential: j.spec.Credential,

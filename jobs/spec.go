@@ -51,11 +51,40 @@ type Spec struct {
 	// Probe, when set, checks each run's health from its start until its
 	// end, calling report on every change of verdict.
 	Probe Probe
+
+	// Instances, when > 0, makes the job a pool (cluster mode): that many
+	// copies of the command, each a Job of its own with PILOT_INSTANCE set
+	// (0…Instances-1), restarted per Policy independently. The pool's
+	// Status and its changes on the bus are the aggregate (Pool).
+	Instances int
+	// ReadyTimeout bounds how long a rolling reload waits for a new
+	// instance to be ready (Healthy when there is a Probe, else Running).
+	ReadyTimeout time.Duration
+	// ReloadSignal, received by pilot, makes a rolling reload of the pool
+	// (0: none).
+	ReloadSignal syscall.Signal
+	// Listeners are sockets handed to every run as fds 3, 4, … under the
+	// systemd convention (LISTEN_FDS, LISTEN_FDNAMES, and LISTEN_PID set
+	// to the process's own pid by pilot's trampoline). pilot holds them
+	// open, so a socket never closes while runs come and go.
+	Listeners []Listener
+
+	// instance is a pool member's index; pools set it.
+	instance int
 }
 
-// Probe runs a health check until ctx ends, reporting each change of
-// verdict. pilot builds it from jobs/health; jobs only runs it per run.
-type Probe func(ctx context.Context, report func(healthy bool))
+// Listener is one inherited socket.
+type Listener struct {
+	// Name goes into LISTEN_FDNAMES (no ':' allowed there).
+	Name string
+	File *os.File
+}
+
+// Probe runs a health check of the run whose process is pid until ctx
+// ends, reporting each change of verdict. pilot builds it from jobs/health
+// (and, for a pool, from the Node agent's readiness message of that pid);
+// jobs only runs it per run.
+type Probe func(ctx context.Context, pid int, report func(healthy bool))
 
 // Dependency makes a job wait until another job has reached a state.
 type Dependency struct {

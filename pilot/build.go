@@ -128,7 +128,7 @@ func buildProbe(h config.Health, spec jobs.Spec, starter health.CommandRunner, l
 	}
 	policy := health.Policy{Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod,
 		StartInterval: h.StartInterval, HealthyThreshold: h.HealthyThreshold, UnhealthyThreshold: h.UnhealthyThreshold}
-	return func(ctx context.Context, report func(healthy bool)) {
+	return func(ctx context.Context, _ int, report func(healthy bool)) {
 		health.NewProber(checker, policy, log, func(r health.Result) {
 			if observe != nil {
 				observe(spec.Name, r)

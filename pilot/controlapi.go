@@ -38,7 +38,7 @@ func (a controlAPI) Reload(ctx context.Context) (control.ReloadResult, error) {
 	case err != nil:
 		return control.ReloadResult{}, err
 	}
-	return control.ReloadResult{Restarted: res.Restarted, Started: res.Started, Stopped: res.Stopped, Unchanged: res.Unchanged}, nil
+	return control.ReloadResult{Rolled: res.Rolled, Restarted: res.Restarted, Started: res.Started, Stopped: res.Stopped, Unchanged: res.Unchanged}, nil
 }
 
 // configProblems splits a config error into its problems, one a line, as
@@ -173,4 +173,15 @@ func (c *core) controlActor(ln net.Listener) (execute func() error, interrupt fu
 		cancel()
 	}
 	return execute, interrupt
+}
+
+// ReloadJob rolls a cluster job; like a reload, it runs to its end even
+// when the client goes away: half a roll is worse than a late answer.
+func (a controlAPI) ReloadJob(ctx context.Context, name string) (control.RollResult, error) {
+	a.c.log.Info("rolling reload on request", "job", name)
+	r, err := a.c.reloadApp(context.WithoutCancel(ctx), name)
+	if err != nil {
+		return control.RollResult{}, err
+	}
+	return control.RollResult{Job: name, Replaced: r.Replaced, Seconds: r.Took.Seconds()}, nil
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"slices"
+	"syscall"
 	"time"
 
 	"github.com/nodepilot/pilot/discovery"
@@ -46,6 +48,9 @@ type jobIdentity struct {
 	job config.Job
 	// triggered: a watch's onChange.run names the job.
 	triggered bool
+	// instances is a cluster job's count as resolved: `auto` follows the
+	// CPU quota, which may have changed since the last build.
+	instances int
 }
 
 func (p jobPlan) sameJob(o jobPlan) bool { return reflect.DeepEqual(p.identity, o.identity) }
@@ -83,6 +88,11 @@ type buildInputs struct {
 	// nodeEnv adds pilot's Node agent to a job's environment.
 	nodeEnv  func(job string, env []string) []string
 	hostname string
+	// cpus counts the CPUs the container may use, for `instances: auto`.
+	cpus func() int
+	// readiness wraps a `readiness: message` job's probe so that a run is
+	// ready once its process said so through the Node agent.
+	readiness func(health jobs.Probe) jobs.Probe
 }
 
 // build makes a generation of a checked config. Its errors are
@@ -105,10 +115,21 @@ func build(raw *config.Config, in buildInputs) (*generation, error) {
 		if jc.Sensor && in.sensor != nil {
 			spec.StdoutLines = in.sensor(jc.Name)
 		}
-		if jc.Node != nil && jc.Node.Metrics && in.nodeEnv != nil {
+		if (jc.Node != nil && jc.Node.Metrics || len(jc.Listen) > 0) && in.nodeEnv != nil {
 			spec.Env = in.nodeEnv(jc.Name, spec.Env)
 		}
-		identity := jobIdentity{job: jc, triggered: runOnChange[jc.Name]}
+		if jc.Cluster() {
+			spec.Instances = max(jc.Instances.N, 1)
+			if jc.Instances.Auto && in.cpus != nil {
+				spec.Instances = in.cpus()
+			}
+			spec.ReadyTimeout = jc.ReadyTimeout
+			spec.ReloadSignal = syscall.Signal(jc.ReloadSignal)
+			if jc.Readiness == config.ReadinessMessage && in.readiness != nil {
+				spec.Probe = in.readiness(spec.Probe)
+			}
+		}
+		identity := jobIdentity{job: jc, triggered: runOnChange[jc.Name], instances: spec.Instances}
 		identity.job.Service = nil
 		g.jobs = append(g.jobs, jobPlan{spec: spec, identity: identity})
 		g.sensors = g.sensors || jc.Sensor
@@ -161,6 +182,9 @@ type jobDiff struct {
 	// unchanged counts the jobs that keep running untouched.
 	unchanged                 int
 	restarted, added, removed []string
+	// rolled are the changed cluster jobs that a rolling reload replaces
+	// instance by instance, instead of a stop and a start.
+	rolled []string
 }
 
 func diffJobs(prev, next *generation) jobDiff {
@@ -172,6 +196,8 @@ func diffJobs(prev, next *generation) jobDiff {
 		case !ok:
 			d.added = append(d.added, p.spec.Name)
 			d.start = append(d.start, p.spec)
+		case !old.sameJob(p) && rollable(old, p):
+			d.rolled = append(d.rolled, p.spec.Name)
 		case !old.sameJob(p):
 			d.restarted = append(d.restarted, p.spec.Name)
 			d.stop = append(d.stop, p.spec.Name)
@@ -187,6 +213,16 @@ func diffJobs(prev, next *generation) jobDiff {
 		}
 	}
 	return d
+}
+
+// rollable says whether a change of a cluster job can be applied by a
+// rolling reload: it stays a cluster job on the same sockets, with the same
+// dependencies and main flag. Anything else (a socket moved, say) restarts
+// the job whole.
+func rollable(old, next jobPlan) bool {
+	o, n := old.identity.job, next.identity.job
+	return o.Cluster() && n.Cluster() && slices.Equal(o.Listen, n.Listen) &&
+		reflect.DeepEqual(o.After, n.After) && o.Main == n.Main
 }
 
 // consulChanged reports whether next reaches Consul differently from prev

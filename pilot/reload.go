@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"reflect"
@@ -18,6 +19,8 @@ import (
 
 // ReloadResult says what a reload changed.
 type ReloadResult struct {
+	// Rolled are the cluster jobs replaced instance by instance.
+	Rolled    []string
 	Restarted []string
 	Started   []string
 	Stopped   []string
@@ -52,6 +55,9 @@ func (c *core) reload(ctx context.Context) (ReloadResult, error) {
 	}
 	prev := c.generation()
 	next, client, err := c.prepare(raw)
+	if err == nil {
+		err = c.sockets.bind(next) // new addresses only; a failed bind holds nothing new
+	}
 	if err != nil {
 		c.log.Error("reload: the config cannot be applied; nothing changed", "err", err)
 		return ReloadResult{}, err
@@ -95,6 +101,15 @@ func (c *core) reload(ctx context.Context) (ReloadResult, error) {
 	if err := c.sup.replace(ctx, d.stop, c.specsToStart(toStart, gates), d.order, false); err != nil {
 		return ReloadResult{}, err
 	}
+	var rollErrs []error
+	for _, name := range d.rolled {
+		p, _ := next.job(name)
+		spec := c.specsToStart([]jobPlan{p}, nil)[0]
+		if _, err := c.roll(ctx, c.sup.job(name), &spec); err != nil {
+			rollErrs = append(rollErrs, fmt.Errorf("job %s: rolling reload: %w", name, err))
+		}
+	}
+	c.sockets.release(next)
 	if err := c.services.apply(ctx, next.services, client, clientChanged, d.stop); err != nil {
 		c.log.Error("reload: a service could not be registered", "err", err)
 	}
@@ -109,9 +124,14 @@ func (c *core) reload(ctx context.Context) (ReloadResult, error) {
 		old.Close()
 	}
 	c.setGeneration(next)
-	res := ReloadResult{Restarted: d.restarted, Started: d.added, Stopped: d.removed, Unchanged: d.unchanged}
-	c.log.Info("reload: applied", "restarted", d.restarted, "started", d.added, "stopped", d.removed,
+	res := ReloadResult{Rolled: d.rolled, Restarted: d.restarted, Started: d.added, Stopped: d.removed, Unchanged: d.unchanged}
+	c.log.Info("reload: applied", "rolled", d.rolled, "restarted", d.restarted, "started", d.added, "stopped", d.removed,
 		"unchanged", d.unchanged, "took", time.Since(start).Round(time.Microsecond))
+	if len(rollErrs) > 0 {
+		// The new config is in place; the instances a failed roll did not
+		// replace keep serving with the old one until `pilot reload-app`.
+		return res, errors.Join(rollErrs...)
+	}
 	return res, nil
 }
 
@@ -139,13 +159,15 @@ func (c *core) restartWaiters(d *jobDiff, next *generation) {
 // to the jobs whose forwardSignals list it (of the config now applied), so
 // a proxy that re-reads its own files on SIGHUP still gets it.
 func (c *core) reloadOnHangup() {
-	if _, err := c.reload(context.Background()); err != nil && !errors.Is(err, errReloadInProgress) {
+	res, err := c.reload(context.Background())
+	if err != nil && !errors.Is(err, errReloadInProgress) {
 		var ce *ConfigError
 		if !errors.As(err, &ce) { // a config error was logged already
 			c.log.Error("reload: failed", "err", err)
 		}
 	}
 	c.sup.forward(syscall.SIGHUP)
+	c.rollOnSignal(syscall.SIGHUP, res.Rolled)
 }
 
 // status is the one status document, served as /status (telemetry) and

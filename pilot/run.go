@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/nodepilot/pilot/discovery/consul"
 	"github.com/nodepilot/pilot/jobs"
+	"github.com/nodepilot/pilot/jobs/cpus"
 	"github.com/nodepilot/pilot/jobs/health"
 	"github.com/nodepilot/pilot/jobs/output"
 	"github.com/nodepilot/pilot/pilot/config"
@@ -77,6 +79,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err := jobs.BecomeSubreaper(); err != nil {
 		c.log.Warn("cannot become child subreaper: orphans of jobs will not be reaped by pilot", "err", err)
 	}
+	if err := c.sockets.bind(first); err != nil {
+		return err
+	}
 	gates, watchGates := startGates(first.watches, func(string) bool { return true })
 	specs := c.specsToStart(first.jobs, gates)
 	c.sup = newSupervisor(c.log, c.deps(), first.cfg.StopTimeout, specs)
@@ -84,6 +89,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if opts.Load != nil {
 		c.sup.onHangup = c.reloadOnHangup
 	}
+	c.sup.onReloadSignal = func(sig syscall.Signal) { c.rollOnSignal(sig, nil) }
 	if err := c.services.apply(context.Background(), first.services, client, false, nil); err != nil {
 		return &ConfigError{err}
 	}
@@ -177,8 +183,13 @@ type core struct {
 	client   *consul.Client
 	reg      *prometheus.Registry // nil until a generation has telemetry
 	stateDir string               // "" until a generation needs one
-	agents   *nodejs.Agents       // nil until a job asks for Node metrics
+	agents   *nodejs.Agents       // nil until a job asks for Node metrics or listen
 	agentsUp chan *nodejs.Agents  // hands the agents to runAgents
+
+	// sockets are the jobs' `listen` sockets; ready what their instances
+	// said through the agent.
+	sockets sockets
+	ready   readiness
 
 	inst    atomic.Pointer[instruments]
 	metrics atomic.Pointer[customMetrics]
@@ -207,6 +218,7 @@ func newCore(opts Options) *core {
 
 // close releases what the run's generations held.
 func (c *core) close() {
+	c.sockets.closeAll()
 	if c.client != nil {
 		c.client.Close()
 	}
@@ -265,8 +277,10 @@ func (c *core) prepare(cfg *config.Config) (*generation, *consul.Client, error) 
 				in.health.Observe(job, r.Duration)
 			}
 		},
-		sensor:  c.sensorHook,
-		nodeEnv: c.agents.Env,
+		sensor:    c.sensorHook,
+		nodeEnv:   c.agents.Env,
+		cpus:      c.cpus,
+		readiness: c.ready.probe,
 	}
 	g, err := build(cfg, in)
 	if err != nil {
@@ -312,11 +326,13 @@ func (c *core) ensureResources(cfg *config.Config) error {
 		changes := c.bus.Subscribe()
 		go in.exits.Run(context.Background(), changes) // as long as pilot
 	}
-	nodeMetrics := false
+	// The agent serves Node metrics, and hands a `listen` job's sockets to
+	// an app that listens on a port, tells readiness and drains.
+	needAgent := false
 	for _, j := range cfg.Jobs {
-		nodeMetrics = nodeMetrics || j.Node != nil && j.Node.Metrics
+		needAgent = needAgent || j.Node != nil && j.Node.Metrics || len(j.Listen) > 0
 	}
-	if (len(cfg.Watches) > 0 || nodeMetrics) && c.stateDir == "" {
+	if (len(cfg.Watches) > 0 || needAgent) && c.stateDir == "" {
 		dir, err := os.MkdirTemp("", "pilot-")
 		if err != nil {
 			return fmt.Errorf("a private directory for pilot's files: %w (set TMPDIR to a writable directory)", err)
@@ -327,8 +343,13 @@ func (c *core) ensureResources(cfg *config.Config) error {
 		}
 		c.stateDir = dir
 	}
-	if nodeMetrics && c.agents == nil && c.reg != nil {
-		agents, err := nodejs.New(c.stateDir, c.reg, c.log.With("component", "nodejs"), c.pidOf)
+	if needAgent && c.agents == nil {
+		reg := c.reg
+		if reg == nil { // no telemetry (yet): the agent's metrics go nowhere
+			reg = prometheus.NewRegistry()
+		}
+		agents, err := nodejs.New(c.stateDir, reg, c.log.With("component", "nodejs"),
+			nodejs.Options{Pids: c.pidsOf, OnEvent: c.onAgentEvent})
 		if err != nil {
 			return err
 		}
@@ -345,9 +366,35 @@ func commitOr(commit string) string {
 	return commit
 }
 
-func (c *core) pidOf(job string) int {
-	st, _ := c.jobStatus(job)
-	return st.Pid
+// pidsOf are the processes of job the Node agent accepts reports from:
+// every instance of a pool.
+func (c *core) pidsOf(job string) []int {
+	if c.sup == nil {
+		return nil
+	}
+	if j := c.sup.job(job); j != nil {
+		return j.Pids()
+	}
+	return nil
+}
+
+func (c *core) onAgentEvent(ev nodejs.Event) {
+	switch ev.Kind {
+	case nodejs.EventReady:
+		c.ready.markReady(ev.Pid)
+	case nodejs.EventGone:
+		c.ready.forget(ev.Pid)
+	}
+}
+
+// cpus is `instances: auto`: the CPUs the container may use.
+func (c *core) cpus() int {
+	n, source, err := cpus.Auto()
+	if err != nil {
+		c.log.Warn("instances: auto: cannot read the CPU quota; counting the CPUs pilot may run on", "err", err)
+	}
+	c.log.Debug("instances: auto", "cpus", n, "from", source)
+	return max(n, 1)
 }
 
 // runAgents runs the Node agents once a generation has asked for them,
@@ -450,6 +497,7 @@ func (c *core) specsToStart(plans []jobPlan, gates map[string]<-chan struct{}) [
 		if g, ok := gates[spec.Name]; ok {
 			spec.StartGate = g
 		}
+		c.sockets.attach(&spec, p.identity.job.Listen)
 		specs[i] = spec
 	}
 	return specs

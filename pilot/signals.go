@@ -71,10 +71,13 @@ func (s *supervisor) onSignal(sig syscall.Signal) {
 	}
 	if sig == syscall.SIGHUP && s.onHangup != nil {
 		s.log.Info("received signal: reloading the config", "signal", sig)
-		go s.onHangup()
+		go s.onHangup() // and then the jobs' reloadSignal
 		return
 	}
 	s.forward(sig)
+	if s.onReloadSignal != nil {
+		go s.onReloadSignal(sig)
+	}
 }
 
 // forward passes sig on to the jobs whose forwardSignals list it.

@@ -38,6 +38,9 @@ type supervisor struct {
 	// onHangup, when set (config mode), is called for SIGHUP instead of
 	// forwarding it at once: it reloads the config, then forwards.
 	onHangup func()
+	// onReloadSignal makes the rolling reloads of the jobs whose
+	// reloadSignal is sig.
+	onReloadSignal func(sig syscall.Signal)
 
 	// wake asks the loop to look again whether pilot is done (after a
 	// replace).

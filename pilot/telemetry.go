@@ -42,6 +42,9 @@ type instruments struct {
 	consul  *telemetry.Consul
 	watches *telemetry.Watches
 	exits   *telemetry.Exits
+	// rolls counts the cluster jobs' rolling reloads by result (ok,
+	// failed): a failed one left the old instances serving.
+	rolls *prometheus.CounterVec
 }
 
 // newInstruments registers pilot's own collectors in reg; jobs returns the
@@ -56,6 +59,9 @@ func newInstruments(reg *prometheus.Registry, version, commit string, jobs func(
 		consul:  telemetry.NewConsul(),
 		watches: telemetry.NewWatches(nil),
 		exits:   telemetry.NewExits(),
+		rolls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pilot_rolling_reloads_total",
+			Help: "Rolling reloads of a cluster job by result: ok, or failed (a new instance was not ready in time, or ended; the old ones kept serving)."},
+			[]string{"job", "result"}),
 	}
 	procs, err := telemetry.NewProcessCollector(jobs)
 	if err != nil {
@@ -63,7 +69,7 @@ func newInstruments(reg *prometheus.Registry, version, commit string, jobs func(
 	}
 	// Two collectors for the jobs, not one: the registry collects each on
 	// its own goroutine, so /proc is read while the states are encoded.
-	reg.MustRegister(telemetry.NewBuildInfo(version, commit), in.health, in.watches, in.exits,
+	reg.MustRegister(telemetry.NewBuildInfo(version, commit), in.health, in.watches, in.exits, in.rolls,
 		telemetry.NewJobCollector(jobs), procs)
 	return in, nil
 }

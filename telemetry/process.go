@@ -9,13 +9,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
+
+	"github.com/nodepilot/pilot/jobs"
 )
 
 // ProcessCollector reads, at scrape time, /proc for the process pilot
 // started for each job that has one at that moment (Status().Pid; the
 // process itself, not its children): pilot_process_cpu_seconds_total,
 // pilot_process_resident_memory_bytes, pilot_process_open_fds and
-// pilot_process_start_time_seconds, each labelled {job}. A job without a
+// pilot_process_start_time_seconds, each labelled {job, instance} (instance
+// "" — no label — for a plain job; a cluster job's index otherwise). A job without a
 // process — or whose process has ended, even if not yet waited for — has
 // no series.
 //
@@ -47,13 +50,13 @@ func NewProcessCollector(js func() []Job) (*ProcessCollector, error) {
 		procRoot: procRoot,
 		pageSize: float64(os.Getpagesize()),
 		cpu: prometheus.NewDesc("pilot_process_cpu_seconds_total",
-			"User and system CPU time of the job's process, in seconds.", []string{"job"}, nil),
+			"User and system CPU time of the job's process, in seconds.", []string{"job", "instance"}, nil),
 		rss: prometheus.NewDesc("pilot_process_resident_memory_bytes",
-			"Resident memory of the job's process, in bytes.", []string{"job"}, nil),
+			"Resident memory of the job's process, in bytes.", []string{"job", "instance"}, nil),
 		fds: prometheus.NewDesc("pilot_process_open_fds",
-			"Open file descriptors of the job's process.", []string{"job"}, nil),
+			"Open file descriptors of the job's process.", []string{"job", "instance"}, nil),
 		start: prometheus.NewDesc("pilot_process_start_time_seconds",
-			"Start time of the job's process, in seconds since the Unix epoch.", []string{"job"}, nil),
+			"Start time of the job's process, in seconds since the Unix epoch.", []string{"job", "instance"}, nil),
 	}, nil
 }
 
@@ -71,24 +74,49 @@ const userHZ = 100
 func (c *ProcessCollector) Collect(ch chan<- prometheus.Metric) {
 	buf := make([]byte, 1024)
 	for _, j := range entries(c.jobs()) {
-		pid := j.status().Pid
-		if pid == 0 {
-			continue
-		}
-		dir := c.procRoot + "/" + strconv.Itoa(pid)
-		st, err := readStat(dir+"/stat", buf)
-		if err != nil || st.state == 'Z' {
-			continue // gone, or a zombie about to be waited for
-		}
-		ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, float64(st.utime+st.stime)/userHZ, j.name)
-		ch <- prometheus.MustNewConstMetric(c.rss, prometheus.GaugeValue, float64(st.rssPages)*c.pageSize, j.name)
-		if n, err := countFDs(dir + "/fd"); err == nil {
-			ch <- prometheus.MustNewConstMetric(c.fds, prometheus.GaugeValue, float64(n), j.name)
-		}
-		if boot := c.bootTime(); boot > 0 {
-			ch <- prometheus.MustNewConstMetric(c.start, prometheus.GaugeValue, boot+float64(st.starttime)/userHZ, j.name)
+		for _, p := range processesOf(j.status()) {
+			dir := c.procRoot + "/" + strconv.Itoa(p.pid)
+			st, err := readStat(dir+"/stat", buf)
+			if err != nil || st.state == 'Z' {
+				continue // gone, or a zombie about to be waited for
+			}
+			ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, float64(st.utime+st.stime)/userHZ, j.name, p.instance)
+			ch <- prometheus.MustNewConstMetric(c.rss, prometheus.GaugeValue, float64(st.rssPages)*c.pageSize, j.name, p.instance)
+			if n, err := countFDs(dir + "/fd"); err == nil {
+				ch <- prometheus.MustNewConstMetric(c.fds, prometheus.GaugeValue, float64(n), j.name, p.instance)
+			}
+			if boot := c.bootTime(); boot > 0 {
+				ch <- prometheus.MustNewConstMetric(c.start, prometheus.GaugeValue, boot+float64(st.starttime)/userHZ, j.name, p.instance)
+			}
 		}
 	}
+}
+
+type jobProcess struct {
+	pid      int
+	instance string // "" for a plain job
+}
+
+// processesOf lists a job's processes: a pool's instances by index, else
+// the one run. While a rolling reload overlaps an old and a new instance of
+// one index, the one in the slot (listed first) has the series.
+func processesOf(st jobs.Status) []jobProcess {
+	if st.Instances == nil {
+		if st.Pid == 0 {
+			return nil
+		}
+		return []jobProcess{{pid: st.Pid}}
+	}
+	var out []jobProcess
+	seen := map[int]bool{}
+	for _, in := range st.Instances {
+		if in.Pid == 0 || seen[in.Instance] {
+			continue
+		}
+		seen[in.Instance] = true
+		out = append(out, jobProcess{pid: in.Pid, instance: strconv.Itoa(in.Instance)})
+	}
+	return out
 }
 
 // bootTime reads btime from /proc/stat once: it does not change.

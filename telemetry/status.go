@@ -52,6 +52,38 @@ type JobStatus struct {
 	// Health is healthy, unhealthy or unknown (no verdict for the current
 	// run yet, or no process); "" for a job without a health check.
 	Health string `json:"health,omitempty"`
+	// Instances are a cluster job's instances, by index, then those a
+	// rolling reload is starting or stopping; the fields above are then
+	// the job's aggregate (healthy while any instance is). Absent for a
+	// plain job.
+	Instances []InstanceStatus `json:"instances,omitempty"`
+	// LastReload is a cluster job's latest rolling reload; absent before
+	// the first.
+	LastReload *RollStatus `json:"lastReload,omitempty"`
+}
+
+// InstanceStatus is one instance of a cluster job.
+type InstanceStatus struct {
+	Instance int        `json:"instance"`
+	State    string     `json:"state"`
+	Pid      int        `json:"pid"`
+	Started  *time.Time `json:"started,omitempty"`
+	Runs     int        `json:"runs"`
+	Restarts int        `json:"restarts"`
+	// Health is as JobStatus.Health, for this instance (with `readiness:
+	// message`, healthy once it said it is ready).
+	Health   string      `json:"health,omitempty"`
+	LastExit *ExitStatus `json:"lastExit"`
+}
+
+// RollStatus is how a rolling reload went.
+type RollStatus struct {
+	At       time.Time `json:"at"`
+	Seconds  float64   `json:"seconds"`
+	Replaced int       `json:"replaced"`
+	// Error says why it failed (the old instances kept serving); absent
+	// when it succeeded.
+	Error string `json:"error,omitempty"`
 }
 
 // ExitStatus is how the last run ended: Code as the shell gives it
@@ -104,21 +136,46 @@ func JobStatusOf(j Job) JobStatus {
 		started := st.Started
 		out.Started = &started
 	}
-	if e := st.LastExit; e != nil {
-		out.LastExit = &ExitStatus{Code: e.Code, Signal: e.Signal}
-		if e.Err != nil {
-			out.LastExit.Error = e.Err.Error()
+	out.LastExit = exitStatusOf(st.LastExit)
+	out.Health = healthOf(spec, st.State)
+	for _, in := range st.Instances {
+		is := InstanceStatus{Instance: in.Instance, State: in.State.String(), Pid: in.Pid, Runs: in.Runs,
+			Restarts: in.Restarts, Health: healthOf(spec, in.State), LastExit: exitStatusOf(in.LastExit)}
+		if !in.Started.IsZero() {
+			started := in.Started
+			is.Started = &started
 		}
+		out.Instances = append(out.Instances, is)
 	}
-	if spec.Probe != nil {
-		switch {
-		case st.State == jobs.Healthy:
-			out.Health = "healthy"
-		case st.State == jobs.Unhealthy:
-			out.Health = "unhealthy"
-		default:
-			out.Health = "unknown"
+	if r, ok := j.(interface{ LastRoll() *jobs.RollReport }); ok {
+		if rr := r.LastRoll(); rr != nil {
+			out.LastReload = &RollStatus{At: rr.At, Seconds: rr.Took.Seconds(), Replaced: rr.Replaced, Error: rr.Err}
 		}
 	}
 	return out
+}
+
+func exitStatusOf(e *jobs.ExitStatus) *ExitStatus {
+	if e == nil {
+		return nil
+	}
+	out := &ExitStatus{Code: e.Code, Signal: e.Signal}
+	if e.Err != nil {
+		out.Error = e.Err.Error()
+	}
+	return out
+}
+
+// healthOf is a job's (or an instance's) health for /status: "" without a
+// health check (or readiness message).
+func healthOf(spec jobs.Spec, state jobs.State) string {
+	switch {
+	case spec.Probe == nil:
+		return ""
+	case state == jobs.Healthy:
+		return "healthy"
+	case state == jobs.Unhealthy:
+		return "unhealthy"
+	}
+	return "unknown"
 }

@@ -33,7 +33,7 @@ type fakeJob struct {
 func newFakeJob(name string, withHealth bool) *fakeJob {
 	j := &fakeJob{spec: jobs.Spec{Name: name}, status: jobs.Status{Name: name}}
 	if withHealth {
-		j.spec.Probe = func(context.Context, func(bool)) {}
+		j.spec.Probe = func(context.Context, int, func(bool)) {}
 	}
 	return j
 }

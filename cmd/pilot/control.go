@@ -36,6 +36,7 @@ const (
 var controlCommands = map[string]bool{
 	"status": false, "health": false, "reload": true, "maintenance": true,
 	"restart": true, "signal": false, "putenv": false, "metric": false,
+	"reload-app": true,
 }
 
 // controlCall is a control command, read and checked: nothing here is
@@ -46,7 +47,7 @@ type controlCall struct {
 	timeout time.Duration
 	asJSON  bool               // status --json
 	on      bool               // maintenance
-	job     string             // restart, signal
+	job     string             // restart, signal, reload-app
 	signal  string             // signal: as typed, known to parse
 	env     map[string]string  // putenv
 	metrics map[string]float64 // metric
@@ -100,8 +101,8 @@ func parseControl(name string, args []string, env func(string) string) (invocati
 
 // readArgs reads the command's arguments into c.
 func (c *controlCall) readArgs(args []string) error {
-	want := map[string]string{"maintenance": "on|off", "restart": "JOB", "signal": "JOB SIG", "putenv": "NAME=VALUE…", "metric": "NAME=VALUE…"}[c.name]
-	n := map[string]int{"maintenance": 1, "restart": 1, "signal": 2}[c.name]
+	want := map[string]string{"maintenance": "on|off", "restart": "JOB", "reload-app": "JOB", "signal": "JOB SIG", "putenv": "NAME=VALUE…", "metric": "NAME=VALUE…"}[c.name]
+	n := map[string]int{"maintenance": 1, "restart": 1, "reload-app": 1, "signal": 2}[c.name]
 	switch {
 	case want == "" && len(args) > 0:
 		return usageErrorf("pilot %s: unexpected argument %q (it takes none)", c.name, args[0])
@@ -122,7 +123,7 @@ func (c *controlCall) readArgs(args []string) error {
 		default:
 			return usageErrorf("pilot maintenance: %q: want on or off", args[0])
 		}
-	case "restart":
+	case "restart", "reload-app":
 		c.job = args[0]
 	case "signal":
 		c.job, c.signal = args[0], args[1]
@@ -227,6 +228,12 @@ func runControl(ctx context.Context, c controlCall, io stdio) int {
 			return fail(err)
 		}
 		fmt.Fprintf(io.out, "restarted %s\n", c.job)
+	case "reload-app":
+		res, err := client.ReloadJob(ctx, c.job)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(io.out, "reloaded %s: %d instances replaced in %.1fs\n", c.job, res.Replaced, res.Seconds)
 	case "signal":
 		if err := client.SignalJob(ctx, c.job, c.signal); err != nil {
 			return fail(err)
@@ -247,6 +254,16 @@ func runControl(ctx context.Context, c controlCall, io stdio) int {
 	return 0
 }
 
+func countRunning(ins []telemetry.InstanceStatus) int {
+	n := 0
+	for _, in := range ins {
+		if in.Pid != 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // reloadLine says what a reload changed: "reloaded: restarted web;
 // started worker; stopped -; 3 unchanged", or "reloaded" when pilot did
 // not say.
@@ -260,8 +277,12 @@ func reloadLine(res *control.ReloadResult) string {
 		}
 		return strings.Join(names, ", ")
 	}
-	return fmt.Sprintf("reloaded: restarted %s; started %s; stopped %s; %d unchanged",
-		list(res.Restarted), list(res.Started), list(res.Stopped), res.Unchanged)
+	rolled := ""
+	if len(res.Rolled) > 0 {
+		rolled = "rolled " + list(res.Rolled) + "; "
+	}
+	return fmt.Sprintf("reloaded: %srestarted %s; started %s; stopped %s; %d unchanged",
+		rolled, list(res.Restarted), list(res.Started), list(res.Stopped), res.Unchanged)
 }
 
 // writeUnhealthy lists the jobs that keep pilot from being healthy.
@@ -298,8 +319,20 @@ func writeStatus(w io.Writer, st telemetry.Status, now time.Time) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "JOB\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tHEALTH\tSERVICE")
 		for _, j := range st.Jobs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", j.Name, j.State, dash(j.Pid), jobUptime(j, now), j.Restarts,
+			pid := dash(j.Pid)
+			if len(j.Instances) > 0 { // the instances' rows say it
+				pid = fmt.Sprintf("%d instances", countRunning(j.Instances))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", j.Name, j.State, pid, jobUptime(j, now), j.Restarts,
 				exitCell(j.LastExit), or(j.Health, "-"), or(strings.Join(services[j.Name], ", "), "-"))
+			for _, in := range j.Instances {
+				up := "-"
+				if in.Started != nil {
+					up = formatUptime(now.Sub(*in.Started))
+				}
+				fmt.Fprintf(tw, "  %s[%d]\t%s\t%s\t%s\t%d\t%s\t%s\t\n", j.Name, in.Instance, in.State, dash(in.Pid), up, in.Restarts,
+					exitCell(in.LastExit), or(in.Health, "-"))
+			}
 		}
 		tw.Flush()
 	}
@@ -309,6 +342,9 @@ func writeStatus(w io.Writer, st telemetry.Status, now time.Time) {
 		}
 		if j.LastExit != nil && j.LastExit.Error != "" {
 			fmt.Fprintf(w, "  %s: last run: %s\n", j.Name, j.LastExit.Error)
+		}
+		if r := j.LastReload; r != nil && r.Error != "" {
+			fmt.Fprintf(w, "  %s: last rolling reload failed %s ago: %s\n", j.Name, formatUptime(now.Sub(r.At)), r.Error)
 		}
 	}
 	if len(st.Watches) > 0 {
@@ -465,6 +501,13 @@ The jobs keep running.`, controlSlowTimeout, "")
 
 	restartHelp = controlHelp("usage: pilot restart JOB [--socket PATH]", `Stops the job (its stop signal, preStop, drain) and starts it again; waits
 until it has been started again.`, controlSlowTimeout, ": an unknown job")
+
+	reloadAppHelp = controlHelp("usage: pilot reload-app JOB [--socket PATH]", `Rolling reload of a cluster job (instances or listen): for each instance,
+starts a new one, waits until it is ready (readiness: its health check, or
+the app's process.send('ready')), then stops the old one through its stop
+sequence, so the job never has fewer ready instances. A new instance that
+is not ready within readyTimeout ends the reload: it is stopped and the old
+ones keep serving. Returns when the reload has ended.`, controlSlowTimeout, ": an unknown job, one that is not a\n      cluster job, or a new instance that was not ready")
 
 	signalHelp = controlHelp("usage: pilot signal JOB SIG [--socket PATH]", `Sends the signal SIG to the job's process group. SIG is a name (SIGUSR2,
 USR2, usr2) or a number (12).`, controlQuickTimeout, ": an unknown job, or one not running")

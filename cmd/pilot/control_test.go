@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -450,4 +451,18 @@ func TestStatusTableUptime(t *testing.T) {
 			t.Errorf("reloadLine(%+v) = %q, want %q", res, got, want)
 		}
 	}
+}
+
+func (f *controlFake) ReloadJob(_ context.Context, name string) (control.RollResult, error) {
+	j, ok := f.known(name)
+	switch {
+	case !ok:
+		return control.RollResult{}, control.ErrUnknownJob
+	case len(j.Instances) == 0:
+		return control.RollResult{}, fmt.Errorf("job %q: %w", name, control.ErrNotCluster)
+	case j.LastReload != nil && j.LastReload.Error != "":
+		return control.RollResult{}, errors.New(j.LastReload.Error)
+	}
+	f.record("reload-app %s", name)
+	return control.RollResult{Job: name, Replaced: len(j.Instances), Seconds: 1.25}, nil
 }

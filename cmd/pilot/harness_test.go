@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/nodepilot/pilot/jobs"
 	"io"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	jobs.RunTrampoline() // the test binary is pilot, so its jobs' trampoline too
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == "helper":
 		os.Exit(helperMain(os.Args[2:]))

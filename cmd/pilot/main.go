@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/nodepilot/pilot/jobs"
 	"io"
 	"log/slog"
 	"os"
@@ -35,6 +36,7 @@ const (
 )
 
 func main() {
+	jobs.RunTrampoline() // before anything: it execs a job's command in place
 	resetInheritedSignalMask()
 	os.Exit(run(context.Background(), os.Args[1:], stdio{os.Stdin, os.Stdout, os.Stderr}, os.Environ()))
 }
@@ -60,6 +62,7 @@ const synopsis = `usage:
   pilot reload                                  have pilot read its config file again
   pilot maintenance on|off                      take the services out of rotation, or back in
   pilot restart JOB | pilot signal JOB SIG      restart a job; signal a job
+  pilot reload-app JOB                          rolling reload of a cluster job's instances
   pilot putenv NAME=VALUE…                      set variables for the jobs' next runs
   pilot metric NAME=VALUE…                      set custom metrics
                                                 (these talk to a running pilot: --socket PATH,
@@ -155,7 +158,7 @@ Prints pilot's version, the commit it was built from and the Go version.
 
 var commandHelp = map[string]string{"run": runHelp, "validate": validateHelp, "version": versionHelp,
 	"status": statusHelp, "health": healthHelp, "reload": reloadHelp, "maintenance": maintenanceHelp,
-	"restart": restartHelp, "signal": signalHelp, "putenv": putenvHelp, "metric": metricHelp}
+	"restart": restartHelp, "reload-app": reloadAppHelp, "signal": signalHelp, "putenv": putenvHelp, "metric": metricHelp}
 
 func versionLine() string {
 	return fmt.Sprintf("pilot %s (commit %s, %s)\n", version, commit, runtime.Version())

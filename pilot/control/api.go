@@ -31,6 +31,13 @@ type API interface {
 	// RestartJob stops the job's process and starts it again. Errors:
 	// ErrUnknownJob (404).
 	RestartJob(ctx context.Context, name string) error
+	// ReloadJob makes a rolling reload of a cluster job: each instance is
+	// replaced by a new one once that one is ready, never leaving fewer
+	// ready. It answers when the roll has ended. Errors: ErrUnknownJob
+	// (404), ErrNotCluster (400), ErrReloadInProgress (409), and a
+	// *RollError (500) when a new instance was not ready: the old ones
+	// keep serving.
+	ReloadJob(ctx context.Context, name string) (RollResult, error)
 	// SignalJob sends sig to the job's process group. Errors: ErrUnknownJob
 	// (404), ErrJobNotRunning (409).
 	SignalJob(name string, sig syscall.Signal) error
@@ -50,10 +57,20 @@ type API interface {
 // ReloadResult is what a reload changed, by job name. The client takes an
 // answer without one, as "reloaded" with no summary.
 type ReloadResult struct {
+	// Rolled are the cluster jobs a rolling reload replaced instance by
+	// instance.
+	Rolled    []string `json:"rolled,omitempty"`
 	Restarted []string `json:"restarted"`
 	Started   []string `json:"started"`
 	Stopped   []string `json:"stopped"`
 	Unchanged int      `json:"unchanged"`
+}
+
+// RollResult is how a rolling reload went.
+type RollResult struct {
+	Job      string  `json:"job"`
+	Replaced int     `json:"replaced"`
+	Seconds  float64 `json:"seconds"`
 }
 
 // HealthReport is the answer of /v1/health: Healthy when every job with a
@@ -84,6 +101,9 @@ var (
 	ErrUnknownJob       = errors.New("no such job")
 	ErrJobNotRunning    = errors.New("job is not running")
 	ErrReloadInProgress = errors.New("a reload is in progress")
+	// ErrNotCluster refuses a rolling reload of a job that is not a
+	// cluster job (instances or listen).
+	ErrNotCluster = errors.New("not a cluster job (instances or listen): pilot restart JOB restarts it")
 	// ErrShuttingDown refuses a change once pilot's shutdown has begun
 	// (503): nothing new starts then.
 	ErrShuttingDown = errors.New("pilot is shutting down")

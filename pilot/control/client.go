@@ -145,13 +145,13 @@ func (c *Client) Reload(ctx context.Context) (*ReloadResult, error) {
 	}
 	// Pointers tell a summary from an answer that is JSON but none.
 	var got struct {
-		Restarted, Started, Stopped *[]string
-		Unchanged                   *int
+		Rolled, Restarted, Started, Stopped *[]string
+		Unchanged                           *int
 	}
 	if json.Unmarshal(body, &got) != nil || got.Restarted == nil && got.Started == nil && got.Stopped == nil && got.Unchanged == nil {
 		return nil, nil // reloaded; a summary this client cannot read is no failure
 	}
-	return &ReloadResult{Restarted: deref(got.Restarted), Started: deref(got.Started), Stopped: deref(got.Stopped), Unchanged: deref(got.Unchanged)}, nil
+	return &ReloadResult{Rolled: deref(got.Rolled), Restarted: deref(got.Restarted), Started: deref(got.Started), Stopped: deref(got.Stopped), Unchanged: deref(got.Unchanged)}, nil
 }
 
 // SetMaintenance takes pilot's services out of rotation (on) or puts them
@@ -169,6 +169,24 @@ func (c *Client) RestartJob(ctx context.Context, name string) error {
 	}
 	_, err = c.do(ctx, http.MethodPost, path, nil, ErrUnknownJob)
 	return err
+}
+
+// ReloadJob makes a rolling reload of the cluster job name and returns
+// when it has ended.
+func (c *Client) ReloadJob(ctx context.Context, name string) (RollResult, error) {
+	path, err := jobPath(name, "reload")
+	if err != nil {
+		return RollResult{}, err
+	}
+	data, err := c.do(ctx, http.MethodPost, path, nil, ErrUnknownJob)
+	if err != nil {
+		return RollResult{}, err
+	}
+	var res RollResult
+	if err := json.Unmarshal(data, &res); err != nil {
+		return RollResult{}, fmt.Errorf("pilot answered %s with %q: %w", path, data, err)
+	}
+	return res, nil
 }
 
 // SignalJob sends the signal sig (a name, as "SIGUSR2" or "USR2", or a

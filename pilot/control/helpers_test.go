@@ -209,3 +209,18 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 var errBoom = errors.New("boom: the registrar is gone")
+
+// ReloadJob rolls a job whose status lists instances; others are not
+// cluster jobs.
+func (f *fakeAPI) ReloadJob(ctx context.Context, name string) (RollResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j, ok := f.job(name)
+	switch {
+	case !ok:
+		return RollResult{}, ErrUnknownJob
+	case len(j.Instances) == 0:
+		return RollResult{}, ErrNotCluster
+	}
+	return RollResult{Job: name, Replaced: len(j.Instances), Seconds: 0.5}, nil
+}

@@ -30,6 +30,7 @@ const (
 	pathMetrics     = "/v1/metrics"
 	pathRestart     = "/v1/jobs/{name}/restart"
 	pathSignal      = "/v1/jobs/{name}/signal"
+	pathReloadJob   = "/v1/jobs/{name}/reload"
 	// endpointOther labels the requests for a path pilot does not serve.
 	endpointOther = "other"
 )
@@ -62,10 +63,11 @@ func NewServer(api API, reg prometheus.Registerer, log *slog.Logger) *Server {
 	s.route(mux, http.MethodPost, pathMetrics, s.setMetrics)
 	s.route(mux, http.MethodPost, pathRestart, s.restart)
 	s.route(mux, http.MethodPost, pathSignal, s.signal)
+	s.route(mux, http.MethodPost, pathReloadJob, s.reloadJob)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.respond(w, r, endpointOther, 0, nil, &requestError{status: http.StatusNotFound,
-			msg: fmt.Sprintf("no endpoint %s %s: pilot serves GET %s, GET %s, POST %s, %s, %s, %s, %s and %s",
-				r.Method, r.URL.Path, pathStatus, pathHealth, pathReload, pathMaintenance, pathEnv, pathMetrics, pathRestart, pathSignal)})
+			msg: fmt.Sprintf("no endpoint %s %s: pilot serves GET %s, GET %s, POST %s, %s, %s, %s, %s, %s and %s",
+				r.Method, r.URL.Path, pathStatus, pathHealth, pathReload, pathMaintenance, pathEnv, pathMetrics, pathRestart, pathSignal, pathReloadJob)})
 	})
 	s.srv = &http.Server{
 		Handler: mux,
@@ -209,7 +211,7 @@ func errorResponse(ctx context.Context, err error) (int, errorBody) {
 		status = http.StatusServiceUnavailable
 	case isType[*UnknownMetricError](err):
 		status = http.StatusNotFound
-	case isType[*InvalidError](err):
+	case isType[*InvalidError](err), errors.Is(err, ErrNotCluster):
 		status = http.StatusBadRequest
 	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 		// The client went away or pilot is shutting down: no one may
@@ -345,6 +347,18 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) (int, any, erro
 		return 0, nil, s.jobError(name, err)
 	}
 	return 0, map[string]string{"restarted": name}, nil
+}
+
+func (s *Server) reloadJob(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	name := r.PathValue("name")
+	if err := s.readEmpty(w, r); err != nil {
+		return 0, nil, err
+	}
+	res, err := s.api.ReloadJob(r.Context(), name)
+	if err != nil {
+		return 0, nil, s.jobError(name, err)
+	}
+	return 0, res, nil
 }
 
 func (s *Server) signal(w http.ResponseWriter, r *http.Request) (int, any, error) {

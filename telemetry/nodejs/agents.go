@@ -6,14 +6,12 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,28 +45,6 @@ const (
 	envInstance    = "PILOT_INSTANCE"
 	envDrainGrace  = "PILOT_DRAIN_GRACE_MS" // a test knob; 1000 when unset
 )
-
-// ListenEnv returns the variables that tell a process it inherits the
-// sockets bound at addrs as fds 3, 4, … (in that order: exec.Cmd's
-// ExtraFiles), systemd's way plus the addresses the agent matches listen()
-// calls against: LISTEN_FDS, LISTEN_FDNAMES (listen0:listen1:…) and
-// PILOT_LISTEN_ADDRS, a JSON array of addr.String(). LISTEN_PID is not
-// among them: it is the child's pid, unknown before it starts; when set,
-// the agent takes the sockets only if it is its own pid.
-func ListenEnv(addrs []net.Addr) []string {
-	names := make([]string, len(addrs))
-	strs := make([]string, len(addrs))
-	for i, a := range addrs {
-		names[i] = "listen" + strconv.Itoa(i)
-		strs[i] = a.String()
-	}
-	js, _ := json.Marshal(strs) // strings always marshal
-	return []string{
-		envListenFDs + "=" + strconv.Itoa(len(addrs)),
-		envListenNames + "=" + strings.Join(names, ":"),
-		envListenAddrs + "=" + string(js),
-	}
-}
 
 // connectWarnAfter is how long a job's process may run without its agent
 // connecting before pilot warns (once per job).

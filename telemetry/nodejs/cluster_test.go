@@ -2,6 +2,7 @@ package nodejs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -188,7 +189,7 @@ func (h *harness) serveEnv(job string, instance int, lns []*net.TCPListener, ext
 	for i, ln := range lns {
 		addrs[i] = ln.Addr()
 	}
-	env := append(baseEnv(extra...), ListenEnv(addrs)...)
+	env := append(baseEnv(extra...), listenEnv(addrs)...)
 	if instance >= 0 {
 		env = append(env, envInstance+"="+strconv.Itoa(instance))
 	}
@@ -453,4 +454,27 @@ func testDrain(t *testing.T, appHandler bool) {
 	}
 	second.stdin.Close()
 	second.wait(t, exitWithin)
+}
+
+// listenEnv returns the variables that tell a process it inherits the
+// sockets bound at addrs as fds 3, 4, … (in that order: exec.Cmd's
+// ExtraFiles), as pilot sets them (jobs.Spec.Listeners, pilot's
+// PILOT_LISTEN_ADDRS): systemd's way plus the addresses the agent matches listen()
+// calls against: LISTEN_FDS, LISTEN_FDNAMES (listen0:listen1:…) and
+// PILOT_LISTEN_ADDRS, a JSON array of addr.String(). LISTEN_PID is not
+// among them: it is the child's pid, unknown before it starts; when set,
+// the agent takes the sockets only if it is its own pid.
+func listenEnv(addrs []net.Addr) []string {
+	names := make([]string, len(addrs))
+	strs := make([]string, len(addrs))
+	for i, a := range addrs {
+		names[i] = "listen" + strconv.Itoa(i)
+		strs[i] = a.String()
+	}
+	js, _ := json.Marshal(strs) // strings always marshal
+	return []string{
+		envListenFDs + "=" + strconv.Itoa(len(addrs)),
+		envListenNames + "=" + strings.Join(names, ":"),
+		envListenAddrs + "=" + string(js),
+	}
 }

@@ -48,7 +48,7 @@
 //
 // Cluster mode. pilot binds a job's listen addresses itself and hands the
 // sockets to every instance as fds 3, 4, … with LISTEN_FDS, LISTEN_FDNAMES
-// and PILOT_LISTEN_ADDRS (ListenEnv renders them; LISTEN_PID, when set,
+// and PILOT_LISTEN_ADDRS (jobs and pilot set them; LISTEN_PID, when set,
 // must be the process's own pid), and PILOT_INSTANCE. The agent leaves
 // them in process.env and, in a process given such sockets:
 //

@@ -73,7 +73,7 @@ func run(n int, dur, warm time.Duration, conns, threads int, server, path string
 	var appPid atomic.Int64
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	agents, err := nodejs.New(dir, reg, log, func(string) int { return int(appPid.Load()) })
+	agents, err := nodejs.New(dir, reg, log, nodejs.Options{Pids: func(string) []int { return []int{int(appPid.Load())} }})
 	if err != nil {
 		return err
 	}
