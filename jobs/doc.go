@@ -62,6 +62,22 @@
 // as the overlay stands at that start, but for the keys the job's own env:
 // sets. Hooks get the same; a run already started keeps what it had.
 //
+// A Job with Spec.Instances is a pool (cluster mode, pool.go): the same
+// API over N plain Jobs, one per instance, each with PILOT_INSTANCE, its own
+// process group, restarts and probe. The instances publish on the pool's
+// private bus; the pool publishes one aggregate state for the job on the
+// shared one (healthy while any instance is; final once all have ended), so
+// dependants, services and the supervisor keep seeing one job. Roll
+// replaces the instances one by one — new one up and ready, then the old
+// one through its stop sequence — and a pool with MaxMemory replaces an
+// instance above it the same way. Status lists the instances.
+//
+// A run with Spec.Listeners inherits those sockets as fds 3… with
+// LISTEN_FDS and LISTEN_FDNAMES; LISTEN_PID must be the run's own pid,
+// which os/exec cannot set after the fork, so the run starts through
+// pilot's own binary as a trampoline (`pilot __listen-exec PATH ARGV…`,
+// RunTrampoline) that sets it and execs the command in place.
+//
 // Concurrency: a Job's methods are safe for concurrent use; Run must be
 // called once. The Bus, the Reaper and an EnvOverlay are safe for
 // concurrent use. Time is read only in the loop, with the monotonic clock; the

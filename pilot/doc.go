@@ -25,6 +25,14 @@
 // /metrics a little longer, and the reaper outlives everything that may
 // leave orphans behind.
 //
+// Cluster jobs (cluster.go): the core binds each `listen` address once and
+// holds the socket for as long as a generation uses it (a failed bind names
+// the job's entry and changes nothing), hands it to the job's instances,
+// feeds the Node agent's readiness messages to `readiness: message`
+// probes, and runs rolling reloads: on request (reload-app, the control
+// socket), on a job's reloadSignal, and for a config reload that changes a
+// cluster job on the same sockets, instead of a stop and a start.
+//
 // Run's one result says how pilot should end, so that no caller can keep a
 // code and drop its reason: nil (exit 0), an *ExitError carrying the code
 // the jobs decided, a *ConfigError (a config fault found at run time), or

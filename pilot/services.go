@@ -328,9 +328,6 @@ func (ss *serviceSet) withdraw(ctx context.Context, js []*jobs.Job, phase string
 	}
 	ss.mu.Unlock()
 	for _, s := range mine {
-		if s.registrar.EverRegistered() { // else no proxy ever routed to it
-			drain = max(drain, s.drain)
-		}
 		wg.Go(func() {
 			dctx, cancel := context.WithTimeout(ctx, deregisterTimeout)
 			defer cancel()
@@ -344,6 +341,13 @@ func (ss *serviceSet) withdraw(ctx context.Context, js []*jobs.Job, phase string
 		})
 	}
 	wg.Wait()
+	// Read after the deregistrations: a registration that was still on its
+	// way when the stop began has been routed to by now.
+	for _, s := range mine {
+		if s.registrar.EverRegistered() { // else no proxy ever routed to it
+			drain = max(drain, s.drain)
+		}
+	}
 	if drain > 0 {
 		ss.log.Info(phase+": draining", "for", drain)
 		t := time.NewTimer(drain)

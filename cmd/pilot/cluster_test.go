@@ -460,3 +460,21 @@ func TestClusterMaxMemoryRolls(t *testing.T) {
 		t.Error("no log line saying why the instance was replaced")
 	}
 }
+
+// The job's reloadSignal, sent to pilot, rolls the job: new workers, and
+// the signal does not reach the old ones (they stop by their stop signal).
+func TestClusterReloadSignal(t *testing.T) {
+	c := startCluster(t, "", "    reloadSignal: SIGUSR1\n")
+	before := c.waitReady(t, 4)
+	c.p.signal(syscall.SIGUSR1)
+	st := waitFor(t, 30*time.Second, "the reload done", func() (telemetry.JobStatus, bool) {
+		st := c.status(t)
+		return st, st.LastReload != nil
+	})
+	if st.LastReload.Error != "" || st.LastReload.Replaced != 4 {
+		t.Errorf("lastReload %+v, want 4 replaced", st.LastReload)
+	}
+	if after := c.waitReady(t, 4); !newPids(before, after) {
+		t.Errorf("pids %v → %v, want 4 new", before, after)
+	}
+}

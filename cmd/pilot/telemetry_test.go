@@ -83,10 +83,21 @@ func parseScrape(body string) scrape {
 		i := strings.LastIndexByte(line, ' ')
 		v, err := strconv.ParseFloat(line[i+1:], 64)
 		if err == nil {
-			s.samples[line[:i]] = v
+			s.samples[withoutEmptyLabels(line[:i])] = v
 		}
 	}
 	return s
+}
+
+var emptyLabel = regexp.MustCompile(`([{,])[a-zA-Z_][a-zA-Z0-9_]*=""`)
+
+// withoutEmptyLabels drops the labels with an empty value from a series,
+// as Prometheus does when it ingests it: a plain job's series carry
+// instance="" beside a cluster job's instance="2".
+func withoutEmptyLabels(series string) string {
+	series = emptyLabel.ReplaceAllString(series, "$1")
+	series = strings.NewReplacer("{,", "{", ",,", ",", ",}", "}").Replace(series)
+	return strings.TrimSuffix(series, "{}")
 }
 
 // scrapeUntil scrapes base/metrics until cond holds, failing after timeout.

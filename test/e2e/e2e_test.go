@@ -496,3 +496,57 @@ printf '%s\n' "$z"`
 	}
 	docker(t, "stop", name)
 }
+
+// Cluster mode's `instances: auto` counts the CPUs Docker gives the
+// container (the cgroup quota of `docker run --cpus`), never the host's.
+func TestClusterAutoFollowsDockerCPUs(t *testing.T) {
+	needEngine(t)
+	const cfg = `jobs:
+  - name: web
+    main: true
+    exec: [node, server.js]
+    instances: auto
+    listen: [":3000"]
+    env: {PORT: "3000"}
+`
+	for _, cpus := range []string{"2", "1"} {
+		t.Run("cpus="+cpus, func(t *testing.T) {
+			name := "pilot-e2e-auto-" + cpus
+			run(time.Minute, dockerCLI, "rm", "-f", name)
+			docker(t, "run", "-d", "--name", name, "--label", "pilot-e2e", "--network", netName, "--cpus", cpus,
+				"-e", "CFG="+cfg, "--entrypoint", "sh", exampleImg,
+				"-c", `printf '%s' "$CFG" > /tmp/cluster.yaml && exec pilot run --config /tmp/cluster.yaml`)
+			t.Cleanup(func() { run(time.Minute, dockerCLI, "rm", "-f", name) })
+			var st struct {
+				Jobs []struct {
+					Instances []struct {
+						Pid   int    `json:"pid"`
+						State string `json:"state"`
+					} `json:"instances"`
+				} `json:"jobs"`
+			}
+			if err := waitFor(30*time.Second, func() (bool, string) {
+				out, err := run(10*time.Second, dockerCLI, "exec", name, "pilot", "status", "--json")
+				if err != nil || json.Unmarshal([]byte(out), &st) != nil || len(st.Jobs) == 0 || len(st.Jobs[0].Instances) == 0 {
+					return false, out
+				}
+				for _, in := range st.Jobs[0].Instances {
+					if in.State != "running" {
+						return false, out
+					}
+				}
+				return true, out
+			}); err != nil {
+				logs, _ := run(time.Minute, dockerCLI, "logs", "--tail", "40", name)
+				t.Fatalf("%v\nlogs:\n%s", err, logs)
+			}
+			want, _ := strconv.Atoi(cpus)
+			if got := len(st.Jobs[0].Instances); got != want {
+				t.Errorf("docker run --cpus %s: %d instances, want %d", cpus, got, want)
+			}
+			if out, err := run(10*time.Second, dockerCLI, "exec", name, "wget", "-qO-", "http://127.0.0.1:3000/health"); err != nil || !strings.Contains(out, "ok") {
+				t.Errorf("the workers do not serve on pilot's socket: %v %q", err, out)
+			}
+		})
+	}
+}
