@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nodepilot/pilot/jobs"
 	"github.com/nodepilot/pilot/pilot/control"
 )
@@ -75,17 +77,40 @@ func (s *sockets) bind(g *generation) error {
 	return nil
 }
 
-// listenFile binds addr and keeps only the socket's descriptor: the
-// net.Listener is closed, its duplicate stays, so pilot holds one fd and
-// its runtime never polls the socket.
+// listenFile binds addr and keeps only a duplicate of the socket's
+// descriptor: the net.Listener is closed, so pilot holds one fd and its
+// runtime never polls the socket.
+//
+// The duplicate is made an *os.File while the socket is in blocking mode,
+// then put back in non-blocking mode. An *os.File made of a non-blocking
+// descriptor puts it in blocking mode at every Fd() — which os/exec calls
+// at each start of an instance — and the mode belongs to the socket that
+// all workers share: a worker whose event loop accepts until EAGAIN would
+// then block in accept() until the next connection came.
 func listenFile(addr string) (*heldSocket, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
+	raw, err := ln.(*net.TCPListener).SyscallConn()
 	if err != nil {
+		return nil, err
+	}
+	dup := -1
+	if cerr := raw.Control(func(fd uintptr) { dup, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(dup, false); err != nil {
+		unix.Close(dup)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(dup), "listen "+addr)
+	if err := unix.SetNonblock(dup, true); err != nil {
+		f.Close()
 		return nil, err
 	}
 	return &heldSocket{file: f, bound: ln.Addr().String()}, nil
