@@ -112,6 +112,11 @@ func New(spec Spec, d Deps) *Job {
 // restarted: its run and restart counts go on from prev's, that restart
 // counted. Call it before Run.
 func (j *Job) Succeed(prev Status) {
+	if j.pool != nil { // the aggregate sums the instances over this
+		j.pool.mu.Lock()
+		j.pool.goneRuns, j.pool.goneRestarts = prev.Runs, prev.Restarts+1
+		j.pool.mu.Unlock()
+	}
 	j.mu.Lock()
 	j.status.Runs, j.status.Restarts = prev.Runs, prev.Restarts+1
 	j.mu.Unlock()

@@ -392,12 +392,12 @@ func (j *Job) sampleMemory(above map[*Job]int) {
 // and the pool grows or shrinks at the end. A new instance that is not
 // ready in time, or ends, aborts the roll: it is stopped, the old instances
 // keep serving, and the error says which. One roll runs at a time
-// (ErrRollInProgress).
-func (j *Job) Roll(ctx context.Context, next *Spec) error {
+// (ErrRollInProgress). why says what asked for it, for the log.
+func (j *Job) Roll(ctx context.Context, next *Spec, why string) error {
 	if j.pool == nil {
 		return ErrNotPool
 	}
-	return j.rollSlots(ctx, next, nil, "reload")
+	return j.rollSlots(ctx, next, nil, why)
 }
 
 // LastRoll is the outcome of the latest roll, nil before the first.

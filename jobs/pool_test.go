@@ -90,7 +90,7 @@ func TestPoolRunsAndRolls(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	if err := j.Roll(t.Context(), nil); err != nil {
+	if err := j.Roll(t.Context(), nil, "test"); err != nil {
 		t.Fatal(err)
 	}
 	close(stop)
@@ -133,7 +133,7 @@ func TestPoolRollAbortsWhenNotReady(t *testing.T) {
 	before := []int{st.Instances[0].Pid, st.Instances[1].Pid}
 	next := spec
 	next.Probe = func(ctx context.Context, _ int, report func(bool)) { <-ctx.Done() } // never ready
-	err := j.Roll(t.Context(), &next)
+	err := j.Roll(t.Context(), &next, "test")
 	if !errors.Is(err, errInstanceTimeout) || !strings.Contains(err.Error(), "new instance 0") {
 		t.Fatalf("roll: %v, want a timeout of new instance 0", err)
 	}
@@ -156,7 +156,7 @@ func TestPoolRollResizes(t *testing.T) {
 	for _, n := range []int{1, 4} {
 		next := spec
 		next.Instances = n
-		if err := j.Roll(t.Context(), &next); err != nil {
+		if err := j.Roll(t.Context(), &next, "test"); err != nil {
 			t.Fatal(err)
 		}
 		st := waitStatus(t, j, fmt.Sprint(n, " running"), func(st Status) bool { return len(runningInstances(st)) == n })

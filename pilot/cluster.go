@@ -234,7 +234,7 @@ func (r *readiness) probe(health jobs.Probe) jobs.Probe {
 // reloadApp makes a rolling reload of a cluster job (pilot reload-app,
 // POST /v1/jobs/{name}/reload, its reloadSignal). It holds the reload lock,
 // so that a config reload does not replace the job under it.
-func (c *core) reloadApp(ctx context.Context, name string) (*jobs.RollReport, error) {
+func (c *core) reloadApp(ctx context.Context, name, why string) (*jobs.RollReport, error) {
 	if !c.reloading.TryLock() {
 		return nil, fmt.Errorf("job %s: %w", name, control.ErrReloadInProgress)
 	}
@@ -243,12 +243,12 @@ func (c *core) reloadApp(ctx context.Context, name string) (*jobs.RollReport, er
 	if j == nil {
 		return nil, fmt.Errorf("job %q: %w", name, control.ErrUnknownJob)
 	}
-	return c.roll(ctx, j, nil)
+	return c.roll(ctx, j, nil, why)
 }
 
 // roll runs j's rolling reload onto next (nil: the same spec) and counts it.
-func (c *core) roll(ctx context.Context, j *jobs.Job, next *jobs.Spec) (*jobs.RollReport, error) {
-	err := j.Roll(ctx, next)
+func (c *core) roll(ctx context.Context, j *jobs.Job, next *jobs.Spec, why string) (*jobs.RollReport, error) {
+	err := j.Roll(ctx, next, why)
 	switch {
 	case errors.Is(err, jobs.ErrNotPool):
 		return nil, fmt.Errorf("job %q: %w: %w", j.Name(), control.ErrNotCluster, err)
@@ -277,7 +277,7 @@ func (c *core) rollOnSignal(sig syscall.Signal, skip []string) {
 			continue
 		}
 		c.log.Info("received signal: rolling reload", "signal", sig, "job", j.Name())
-		if _, err := c.reloadApp(context.Background(), j.Name()); err != nil {
+		if _, err := c.reloadApp(context.Background(), j.Name(), "signal "+unix.SignalName(sig)); err != nil {
 			c.log.Error("rolling reload on signal failed", "job", j.Name(), "err", err)
 		}
 	}

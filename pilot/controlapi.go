@@ -179,7 +179,7 @@ func (c *core) controlActor(ln net.Listener) (execute func() error, interrupt fu
 // when the client goes away: half a roll is worse than a late answer.
 func (a controlAPI) ReloadJob(ctx context.Context, name string) (control.RollResult, error) {
 	a.c.log.Info("rolling reload on request", "job", name)
-	r, err := a.c.reloadApp(context.WithoutCancel(ctx), name)
+	r, err := a.c.reloadApp(context.WithoutCancel(ctx), name, "reload-app")
 	if err != nil {
 		return control.RollResult{}, err
 	}

@@ -56,7 +56,9 @@ func (c *core) reload(ctx context.Context) (ReloadResult, error) {
 	prev := c.generation()
 	next, client, err := c.prepare(raw)
 	if err == nil {
-		err = c.sockets.bind(next) // new addresses only; a failed bind holds nothing new
+		if err = c.sockets.bind(next); err != nil && client != nil && client != c.client {
+			client.Close() // new addresses only: a failed bind holds nothing new
+		}
 	}
 	if err != nil {
 		c.log.Error("reload: the config cannot be applied; nothing changed", "err", err)
@@ -105,7 +107,7 @@ func (c *core) reload(ctx context.Context) (ReloadResult, error) {
 	for _, name := range d.rolled {
 		p, _ := next.job(name)
 		spec := c.specsToStart([]jobPlan{p}, nil)[0]
-		if _, err := c.roll(ctx, c.sup.job(name), &spec); err != nil {
+		if _, err := c.roll(ctx, c.sup.job(name), &spec, "config reload"); err != nil {
 			rollErrs = append(rollErrs, fmt.Errorf("job %s: rolling reload: %w", name, err))
 		}
 	}

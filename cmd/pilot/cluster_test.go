@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -476,5 +477,58 @@ func TestClusterReloadSignal(t *testing.T) {
 	}
 	if after := c.waitReady(t, 4); !newPids(before, after) {
 		t.Errorf("pids %v → %v, want 4 new", before, after)
+	}
+}
+
+// A socket that cannot be bound is an error naming the job's entry: at
+// start (exit 1) and at a reload (nothing changes). A reload that moves the
+// job to another address restarts it on the new socket and closes the old.
+func TestClusterListenBindErrorsAndMove(t *testing.T) {
+	node := requireNode(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+	cfg := writeConfig(t, clusterConfig(t, node, takenPort, "/nonexistent", "", ""))
+	p := startPilot(t, pilotOpts{}, "run", "--config", cfg)
+	if code := p.wait(10 * time.Second); code != 1 {
+		t.Fatalf("pilot with its listen address taken: exit %d, want 1", code)
+	}
+	if want := fmt.Sprintf("jobs[0].listen[0]: listen tcp 127.0.0.1:%d", takenPort); !strings.Contains(p.errLog.String(), want) ||
+		!strings.Contains(p.errLog.String(), "address already in use") {
+		t.Errorf("stderr lacks %q … address already in use:\n%s", want, p.errLog.String())
+	}
+
+	c := startCluster(t, "", "")
+	before := c.waitReady(t, 4)
+	cfgText, _ := os.ReadFile(c.cfgPath)
+	moved := strings.Replace(string(cfgText), fmt.Sprintf(`listen: ["127.0.0.1:%d"]`, c.port), fmt.Sprintf(`listen: ["127.0.0.1:%d"]`, takenPort), 1)
+	rewrite(t, c.cfgPath, strings.Replace(moved, fmt.Sprintf(`APP_PORT: "%d"`, c.port), fmt.Sprintf(`APP_PORT: "%d"`, takenPort), 1))
+	_, err = controlClient(c.p).Reload(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "jobs[0].listen[0]") {
+		t.Fatalf("reload onto a taken port: %v, want an error naming jobs[0].listen[0]", err)
+	}
+	if after := c.waitReady(t, 4); !slices.Equal(after, before) {
+		t.Errorf("a refused reload changed the workers: %v → %v", before, after)
+	}
+	if _, err := get(http.DefaultClient, c.url); err != nil {
+		t.Errorf("the job no longer serves after a refused reload: %v", err)
+	}
+
+	taken.Close()
+	rr, err := controlClient(c.p).Reload(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rr.Restarted, []string{"web"}) {
+		t.Errorf("moving the socket: %+v, want web restarted (not rolled)", rr)
+	}
+	c.waitReady(t, 4)
+	if _, err := get(http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/", takenPort)); err != nil {
+		t.Errorf("not serving on the new address: %v", err)
+	}
+	if l := listeningInodes(t, c.port); len(l) != 0 {
+		t.Errorf("the old socket on port %d is still open: %v", c.port, l)
 	}
 }

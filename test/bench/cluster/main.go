@@ -30,9 +30,10 @@
 //     the workers: pilot's process alone; pm2-runtime 7 is one process, its
 //     God daemon runs inside it), once ready and at its peak during the load.
 //
-// Then, for -n runs each, the throughput with -tput-instances workers
-// (default 2) and no reload: wrk requests/s, same settings, after a 2 s
-// warm-up. It prints a Markdown table of medians and PASS/FAIL lines for
+// Then, -n times, the throughput with -tput-instances workers (default 2)
+// and no reload, pilot and pm2 side by side, both at once, each under its
+// own wrk with half the threads and connections, after a 2 s warm-up: wrk
+// requests/s, and the median of the runs' pilot/pm2 ratios. It prints a Markdown table of medians and PASS/FAIL lines for
 // pilot's targets: 0 failed requests (pm2's count beside it); reload time
 // ≤ pm2's; RSS ≤ 1/4 of pm2's; throughput at N=2 ≥ 95 % of pm2's. Raw
 // samples go to test/bench/results/cluster-<UTC time>.json.
@@ -53,6 +54,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -63,6 +65,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -224,30 +227,24 @@ func run() int {
 			reloads = append(reloads, rec)
 		}
 	}
-	// Throughput runs, alternating.
+	// Throughput runs: both supervisors at once, each under its own wrk
+	// (half the threads and connections each), so that both see the same
+	// machine; one after the other, two runs here differ by up to ±40 %.
 	var tputs []tputRec
 	for i := range o.n {
-		if o.tputDur <= 0 {
+		if o.tputDur <= 0 || len(kinds) < 2 || pilotErr != nil {
 			break
 		}
-		for _, k := range kinds {
-			if k.name == "pilot" && pilotErr != nil {
-				continue
-			}
-			w, err := tputRun(ctx, k, base, o)
-			if ctx.Err() != nil {
-				return fail("interrupted")
-			}
-			if err != nil {
-				if k.name == "pilot" {
-					pilotErr = err
-					fmt.Fprintf(os.Stderr, "cluster: PILOT NOT MEASURED (throughput run %d): %v\n", i+1, err)
-					continue
-				}
-				return fail("%s, throughput run %d: %v", k.name, i+1, err)
-			}
-			fmt.Fprintf(os.Stderr, "throughput %s #%d (N=%d): %.0f req/s, failures %d\n", k.name, i+1, o.tputN, w.RPS, w.failures())
-			tputs = append(tputs, tputRec{Sup: k.name, Run: i + 1, Wrk: w})
+		ws, err := tputPair(ctx, kinds, base, o)
+		if ctx.Err() != nil {
+			return fail("interrupted")
+		}
+		if err != nil {
+			return fail("throughput run %d: %v", i+1, err)
+		}
+		for j, k := range kinds {
+			fmt.Fprintf(os.Stderr, "throughput %s #%d (N=%d, side by side): %.0f req/s, failures %d\n", k.name, i+1, o.tputN, ws[j].RPS, ws[j].failures())
+			tputs = append(tputs, tputRec{Sup: k.name, Run: i + 1, Wrk: ws[j]})
 		}
 	}
 
@@ -356,21 +353,35 @@ func reloadRun(ctx context.Context, k *kind, base string, o opts, i int) (reload
 	return rec, nil
 }
 
-// tputRun starts k with o.tputN workers and runs wrk for 2 s (not
-// recorded), then for o.tputDur.
-func tputRun(ctx context.Context, k *kind, base string, o opts) (wrkResult, error) {
-	s, err := start(ctx, k, base, o.tputN)
-	if s != nil {
-		defer s.stop()
+// tputPair starts every kind with o.tputN workers, warms each up for 2 s,
+// then runs one wrk per kind at once for o.tputDur, each with half of
+// -t and -c.
+func tputPair(ctx context.Context, kinds []*kind, base string, o opts) ([]wrkResult, error) {
+	urls := make([]string, len(kinds))
+	for i, k := range kinds {
+		s, err := start(ctx, k, base, o.tputN)
+		if s != nil {
+			defer s.stop()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", k.name, err)
+		}
+		urls[i] = fmt.Sprintf("http://127.0.0.1:%d/", s.port)
 	}
-	if err != nil {
-		return wrkResult{}, err
+	threads, conns := max(o.threads/len(kinds), 1), max(o.conns/len(kinds), 1)
+	results := make([]wrkResult, len(kinds))
+	errs := make([]error, len(kinds))
+	for _, d := range []time.Duration{2 * time.Second, o.tputDur} {
+		var wg sync.WaitGroup
+		for i := range kinds {
+			wg.Go(func() { results[i], errs[i] = runWrk(ctx, o.wrk, urls[i], d, threads, conns, nil) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
 	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/", s.port)
-	if _, err := runWrk(ctx, o.wrk, url, 2*time.Second, o.threads, o.conns, nil); err != nil {
-		return wrkResult{}, err
-	}
-	return runWrk(ctx, o.wrk, url, o.tputDur, o.threads, o.conns, nil)
+	return results, nil
 }
 
 // validatePilot runs `pilot validate` on the cluster config this benchmark
@@ -485,7 +496,7 @@ func report(o opts, reloads []reloadRec, tputs []tputRec, pilotErr error, only s
 	row("p99 over the whole load (wrk)", cell(p, p.wrkP99, 2, " ms"), cell(m, m.wrkP99, 2, " ms"), ratio(p.wrkP99, m.wrkP99))
 	row("supervisor RSS, ready", cell(p, p.rss, 1, " MiB"), cell(m, m.rss, 1, " MiB"), ratio(p.rss, m.rss))
 	row("supervisor RSS, peak during the load", cell(p, p.peak, 1, " MiB"), cell(m, m.peak, 1, " MiB"), ratio(p.peak, m.peak))
-	row(fmt.Sprintf("throughput, %d instances, no reload (wrk req/s)", o.tputN), cell(p, p.tput, 0, ""), cell(m, m.tput, 0, ""), ratio(p.tput, m.tput))
+	row(fmt.Sprintf("throughput, %d instances, no reload, side by side (wrk req/s, half of -t and -c each)", o.tputN), cell(p, p.tput, 0, ""), cell(m, m.tput, 0, ""), ratio(p.tput, m.tput))
 	fmt.Println()
 	if pilotErr != nil {
 		fmt.Printf("pilot not measured: %s\n\n", firstLine(pilotErr.Error()))
@@ -519,9 +530,13 @@ func report(o opts, reloads []reloadRec, tputs []tputRec, pilotErr error, only s
 		notChecked("pilot reload duration ≤ pm2's")
 		notChecked("pilot RSS ≤ 1/4 of pm2's")
 	}
-	if len(p.tput) > 0 && len(m.tput) > 0 {
-		r := median(p.tput) / median(m.tput)
-		verdict(r >= targetTput, "throughput at N=%d: pilot %.0f / pm2 %.0f req/s = %.3f ≥ %.2f", o.tputN, median(p.tput), median(m.tput), r, targetTput)
+	if len(p.tput) > 0 && len(p.tput) == len(m.tput) {
+		ratios := make([]float64, len(p.tput))
+		for i := range p.tput {
+			ratios[i] = p.tput[i] / m.tput[i]
+		}
+		r := median(ratios)
+		verdict(r >= targetTput, "throughput at N=%d, side by side: pilot/pm2 median of %d runs' ratios %.3f ≥ %.2f (medians %.0f and %.0f req/s)", o.tputN, len(ratios), r, targetTput, median(p.tput), median(m.tput))
 	} else if o.tputDur > 0 {
 		notChecked(fmt.Sprintf("pilot throughput at N=%d ≥ 95 %% of pm2's", o.tputN))
 	}
