@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -18,9 +19,10 @@ import (
 // group.
 const trampolineArg = "__listen-exec"
 
-// selfExe is pilot's own binary, resolved at start (a process that changed
-// its user may not read /proc/self/exe).
-var selfExe, selfExeErr = os.Executable()
+// selfExe is pilot's own binary, resolved by pilot itself (a child that
+// changed its user may not read /proc/self/exe) at the first start of a run
+// with sockets, so that no other start of pilot pays for it.
+var selfExe = sync.OnceValues(os.Executable)
 
 // RunTrampoline is the first thing pilot's main does: when the process was
 // started as the trampoline of a run with sockets, it execs the run's
@@ -62,10 +64,11 @@ func withoutKeys(env []string, keys ...string) []string {
 }
 
 // trampoline rewrites a run's command so that it starts through pilot's
-// trampoline; ok is false when pilot's binary is unknown.
+// trampoline.
 func trampoline(path string, argv []string) (string, []string, error) {
-	if selfExeErr != nil {
-		return "", nil, fmt.Errorf("handing sockets to the job needs pilot's own path: %w", selfExeErr)
+	self, err := selfExe()
+	if err != nil {
+		return "", nil, fmt.Errorf("handing sockets to the job needs pilot's own path: %w", err)
 	}
-	return selfExe, append([]string{"pilot", trampolineArg, path}, argv...), nil
+	return self, append([]string{"pilot", trampolineArg, path}, argv...), nil
 }
