@@ -323,8 +323,12 @@ func TestProcessCollector(t *testing.T) {
 	got := map[string]float64{}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() != "live" {
-				t.Errorf("%s has a series for %s", mf.GetName(), m.GetLabel()[0].GetValue())
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["job"] != "live" || labels["instance"] != "" {
+				t.Errorf("%s has a series for %v", mf.GetName(), labels)
 			}
 			got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 		}

@@ -512,6 +512,10 @@ func TestConsulNeverRegisteredSkipsDrain(t *testing.T) {
 	p := startPilot(t, pilotOpts{}, "run", "--config", writeConfig(t, cfg))
 	p.out.waitLine(t, 10*time.Second, `^ready`)
 	p.errLog.waitLine(t, 10*time.Second, `msg="health check passing"`)
+	// The app's first registration attempt follows its first passing check
+	// and fails, loudly once; waiting for that line keeps it from racing
+	// the SIGTERM below and landing after "shutdown: begin".
+	p.errLog.waitLine(t, 10*time.Second, `registration not current.* job=app`)
 	sent := time.Now()
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(10 * time.Second); code != 0 {
