@@ -124,14 +124,38 @@ func (s Snapshot) Hash() uint64 {
 	return h.Sum64()
 }
 
-// WatchSpec says what to watch.
+// WatchSpec says what to watch. Service and PassingOnly mean the same to
+// every backend; each backend reads only its own part of the rest.
 type WatchSpec struct {
-	Service    string
+	Service string
+	// PassingOnly drops instances that are not passing (a Consul check in
+	// warning, a container that is starting or unhealthy); otherwise every
+	// instance is reported with its Status.
+	PassingOnly bool
+	Consul      ConsulQuery
+	Docker      DockerQuery
+}
+
+// ConsulQuery narrows a Consul watch.
+type ConsulQuery struct {
 	Tag        string // only instances carrying this tag; "" for all
 	Datacenter string // "" for the agent's own
-	// PassingOnly drops instances with any check not passing (warning
-	// included); otherwise every instance is reported with its Status.
-	PassingOnly bool
+}
+
+// DockerQuery says which containers are instances of a Docker watch and
+// how to reach them. A container matches when it carries every label in
+// Labels and, unless Project is "", com.docker.compose.project=Project and
+// com.docker.compose.service=WatchSpec.Service; with Labels set and no
+// Project, Service only names the set.
+type DockerQuery struct {
+	Project string
+	Labels  map[string]string
+	// Network is the network whose address is the instance's; "" takes the
+	// container's only network (a container on several is skipped then).
+	Network string
+	// Port is the container port to reach; 0 takes the container's only
+	// exposed port (a container exposing none or several is skipped then).
+	Port int
 }
 
 // Validate reports what is wrong with w.

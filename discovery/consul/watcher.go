@@ -93,7 +93,7 @@ func (w *Watcher) Watch(ctx context.Context, spec discovery.WatchSpec, publish f
 	if publish == nil {
 		return errors.New("consul: watch: nil publish func")
 	}
-	log := w.log.With("service", spec.Service, "tag", spec.Tag, "dc", spec.Datacenter, "passing_only", spec.PassingOnly)
+	log := w.log.With("service", spec.Service, "tag", spec.Consul.Tag, "dc", spec.Consul.Datacenter, "passing_only", spec.PassingOnly)
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -189,13 +189,13 @@ func (w *Watcher) fetch(ctx context.Context, spec discovery.WatchSpec, index uin
 	rctx, cancel := context.WithTimeout(ctx, w.opts.WaitTime+w.opts.WaitTime/16+10*time.Second)
 	defer cancel()
 	q := (&api.QueryOptions{
-		Datacenter:        spec.Datacenter,
+		Datacenter:        spec.Consul.Datacenter,
 		AllowStale:        !w.opts.Consistent,
 		RequireConsistent: w.opts.Consistent,
 		WaitIndex:         index,
 		WaitTime:          w.opts.WaitTime,
 	}).WithContext(rctx)
-	entries, meta, err := w.c.api.Health().Service(spec.Service, spec.Tag, spec.PassingOnly, q)
+	entries, meta, err := w.c.api.Health().Service(spec.Service, spec.Consul.Tag, spec.PassingOnly, q)
 	if err := w.c.done(OpHealth, "watch "+spec.Service, err); err != nil {
 		return discovery.Snapshot{}, 0, err
 	}

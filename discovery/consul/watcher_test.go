@@ -421,9 +421,9 @@ func TestWatchAgentAllStatusesAndTag(t *testing.T) {
 	reg(t, rc, name, name+"-3", 3003, "critical", "v1")
 
 	all := startWatch(t, a.Addr(), WatcherOptions{}, discovery.WatchSpec{Service: name})
-	v1 := startWatch(t, a.Addr(), WatcherOptions{}, discovery.WatchSpec{Service: name, Tag: "v1"})
-	v1p := startWatch(t, a.Addr(), WatcherOptions{}, discovery.WatchSpec{Service: name, Tag: "v1", PassingOnly: true})
-	none := startWatch(t, a.Addr(), WatcherOptions{}, discovery.WatchSpec{Service: name, Tag: "nope"})
+	v1 := startWatch(t, a.Addr(), WatcherOptions{}, discovery.WatchSpec{Service: name, Consul: discovery.ConsulQuery{Tag: "v1"}})
+	v1p := startWatch(t, a.Addr(), WatcherOptions{}, discovery.WatchSpec{Service: name, Consul: discovery.ConsulQuery{Tag: "v1"}, PassingOnly: true})
+	none := startWatch(t, a.Addr(), WatcherOptions{}, discovery.WatchSpec{Service: name, Consul: discovery.ConsulQuery{Tag: "nope"}})
 
 	p := all.waitPub(1, 5*time.Second, "all")
 	var st []discovery.Status

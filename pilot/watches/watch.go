@@ -145,8 +145,8 @@ func (w *Watch) claimGate() bool { return w.gate != nil && w.gateClaimed.Compare
 // Run follows the service until ctx ends, applying each debounced set,
 // and returns once the watcher's goroutine has returned.
 func (w *Watch) Run(ctx context.Context) {
-	spec := discovery.WatchSpec{Service: w.cfg.Service, Tag: w.cfg.Tag, Datacenter: w.cfg.Datacenter,
-		PassingOnly: w.cfg.PassingOnly == nil || *w.cfg.PassingOnly}
+	spec := discovery.WatchSpec{Service: w.cfg.Service, PassingOnly: w.cfg.PassingOnly == nil || *w.cfg.PassingOnly,
+		Consul: discovery.ConsulQuery{Tag: w.cfg.Tag, Datacenter: w.cfg.Datacenter}}
 	stopWait := func() bool { return false }
 	if w.gate != nil {
 		var job string

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -241,7 +242,7 @@ func TestWatchSpec(t *testing.T) {
 	run(t, w)
 	select {
 	case spec := <-e.watcher.specs:
-		if want := (discovery.WatchSpec{Service: "backend", Tag: "v2", Datacenter: "dc2"}); spec != want {
+		if want := (discovery.WatchSpec{Service: "backend", Consul: discovery.ConsulQuery{Tag: "v2", Datacenter: "dc2"}}); !reflect.DeepEqual(spec, want) {
 			t.Fatalf("spec %+v, want %+v", spec, want)
 		}
 	case <-time.After(waitLimit):
