@@ -28,6 +28,17 @@ type Config struct {
 	Metrics []Metric `mapstructure:"metrics"`
 	// Control is pilot's control socket; nil means the default.
 	Control *Control `mapstructure:"control"`
+	// Docker is the Engine API pilot reads for its own identity and for
+	// watches with discovery: docker; nil means the default address.
+	Docker *Docker `mapstructure:"docker"`
+}
+
+// Docker is where pilot reads the Docker Engine API. pilot only reads
+// (ping, list, inspect, events); see README "Docker socket".
+type Docker struct {
+	// Host is unix:///path or tcp://host:port; "" means DOCKER_HOST, else
+	// unix:///var/run/docker.sock.
+	Host string `mapstructure:"host"`
 }
 
 // Control is pilot's control socket (pilot status, reload, …).
@@ -64,15 +75,34 @@ type Node struct {
 	Metrics bool `mapstructure:"metrics"`
 }
 
-// Watch follows one Consul service.
+// Watch follows one service: in Consul, or among Docker's containers.
 type Watch struct {
-	Service    string `mapstructure:"service"`
+	Service string `mapstructure:"service"`
+	// Discovery is the backend; "" means consul.
+	Discovery Discovery `mapstructure:"discovery"`
+	// Tag and Datacenter narrow a Consul watch.
 	Tag        string `mapstructure:"tag"`
 	Datacenter string `mapstructure:"dc"`
+	// Docker narrows a Docker watch and says how to reach its containers.
+	Docker *DockerWatch `mapstructure:"docker"`
 	// PassingOnly keeps only instances whose checks pass; nil means true.
 	PassingOnly *bool    `mapstructure:"passingOnly"`
 	Debounce    Debounce `mapstructure:"debounce"`
 	OnChange    OnChange `mapstructure:"onChange"`
+}
+
+// DockerWatch selects a Docker watch's containers: those of compose
+// service Service in Project, or those carrying every label of Labels.
+type DockerWatch struct {
+	// Project is the compose project; "" means pilot's own when it runs in
+	// a compose container whose identity it could read, else any project.
+	Project string            `mapstructure:"project"`
+	Labels  map[string]string `mapstructure:"labels"`
+	// Network names the network whose address is used; "" takes the
+	// container's only network.
+	Network string `mapstructure:"network"`
+	// Port is the container port; 0 takes the container's only exposed one.
+	Port int `mapstructure:"port"`
 }
 
 // Debounce coalesces bursts: act once no change came for Min, and at the

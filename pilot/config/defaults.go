@@ -240,6 +240,12 @@ func (w Watch) withDefaults() Watch {
 		passing = *w.PassingOnly
 	}
 	out.PassingOnly = &passing
+	out.Discovery = cmp.Or(w.Discovery, DiscoveryConsul)
+	if w.Docker != nil {
+		d := *w.Docker
+		d.Labels = maps.Clone(d.Labels)
+		out.Docker = &d
+	}
 	out.Debounce.Max = max(w.Debounce.Max, w.Debounce.Min)
 	out.OnChange.Templates = slices.Clone(w.OnChange.Templates)
 	if w.OnChange.Render != nil {

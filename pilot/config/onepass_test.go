@@ -32,7 +32,7 @@ watches:
 		`line 6: jobs[0].forwardSignals[1]: unknown signal "SIGNOPE"`,
 		`line 9: jobs[1].after[0].job: unknown job "nope"`,
 		`line 10: jobs[1].user: "a b" is not a user name, uid, "user:group" or "uid:gid"`,
-		`line 12: watches[0]: needs the top-level consul block`,
+		`line 12: watches[0]: needs the top-level consul block (or discovery: docker)`,
 		`line 13: watches[0].onChange.reload.job: unknown job "nginx"`,
 	)
 	var fe *FieldError
@@ -271,7 +271,7 @@ func TestTypedValues(t *testing.T) {
     maxMemory: lots
     after: [{job: a, state: done}, {job: a, state: true}]
     health: {onUnhealthy: reboot}
-watches: [{onChange: {render: {format: haproxy}}}]
+watches: [{discovery: swarm, onChange: {render: {format: haproxy}}}]
 metrics: [{type: summary}]
 `
 	_, err := decodeOnly([]byte(doc), "yaml", noEnv)
@@ -285,6 +285,7 @@ metrics: [{type: summary}]
 		`jobs[0].restart.policy: "sometimes" must be one of never, on-failure, always`,
 		`jobs[0].stopSignal: unknown signal "15"`,
 		`metrics[0].type: "summary" must be one of counter, gauge, histogram`,
+		`watches[0].discovery: "swarm" must be one of consul, docker`,
 		`watches[0].onChange.render.format: "haproxy" must be one of nginx, traefik`,
 	)
 	cfg := decodeYAML(t, `jobs:

@@ -154,6 +154,22 @@ func (f *RenderFormat) UnmarshalText(text []byte) error {
 	return parseName(f, text, RenderNGINX, RenderTraefik)
 }
 
+// Discovery is the backend a watch follows.
+type Discovery string
+
+const (
+	// DiscoveryConsul follows a service in the Consul catalog.
+	DiscoveryConsul Discovery = "consul"
+	// DiscoveryDocker follows the running containers of a compose service
+	// (or of a label selector) through the Docker Engine API.
+	DiscoveryDocker Discovery = "docker"
+)
+
+// UnmarshalText reads consul or docker.
+func (d *Discovery) UnmarshalText(text []byte) error {
+	return parseName(d, text, DiscoveryConsul, DiscoveryDocker)
+}
+
 // Instances is the number of copies of a cluster job: N, or Auto for as
 // many as the CPUs the container may use (jobs/cpus), counted when pilot
 // starts the job. The zero value means not set. It is decoded from an

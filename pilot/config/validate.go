@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +50,28 @@ func (c *Config) validate(p *problems) {
 	c.validateTelemetry(p)
 	c.validateCluster(p)
 	c.validateControl(p)
+	c.validateDocker(p)
+}
+
+// validateDocker checks docker.host: a unix socket path or tcp://host:port,
+// the two forms the Engine API client and pilot docker-proxy speak.
+func (c *Config) validateDocker(p *problems) {
+	if c.Docker == nil || c.Docker.Host == "" {
+		return
+	}
+	h := c.Docker.Host
+	switch {
+	case strings.HasPrefix(h, "unix://"):
+		if !strings.HasPrefix(strings.TrimPrefix(h, "unix://"), "/") {
+			p.add("docker.host", "%s: a unix socket needs an absolute path (unix:///var/run/docker.sock)", quote(h))
+		}
+	case strings.HasPrefix(h, "tcp://"):
+		if _, port, err := net.SplitHostPort(strings.TrimPrefix(h, "tcp://")); err != nil || port == "" {
+			p.add("docker.host", "%s: want tcp://HOST:PORT", quote(h))
+		}
+	default:
+		p.add("docker.host", "%s: want unix:///PATH or tcp://HOST:PORT", quote(h))
+	}
 }
 
 // maxSocketPath is the longest path a unix socket can be bound at

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/nodepilot/pilot/discovery/render"
 	"github.com/nodepilot/pilot/jobs"
@@ -15,8 +17,31 @@ func (c *Config) validateWatches(p *problems) {
 	namesUncertain := p.jobNamesUncertain(len(c.Jobs))
 	for i, w := range c.Watches {
 		path := fmt.Sprintf("watches[%d]", i)
-		if c.Consul == nil {
-			p.addAbout([]string{"consul"}, path, "needs the top-level consul block")
+		switch w.Discovery {
+		case "", DiscoveryConsul:
+			if c.Consul == nil {
+				p.addAbout([]string{"consul"}, path, "needs the top-level consul block (or discovery: docker)")
+			}
+			if w.Docker != nil {
+				p.add(path+".docker", "goes with discovery: docker")
+			}
+		case DiscoveryDocker:
+			if w.Tag != "" {
+				p.add(path+".tag", "goes with discovery: consul (select containers with docker.labels)")
+			}
+			if w.Datacenter != "" {
+				p.add(path+".dc", "goes with discovery: consul")
+			}
+			if d := w.Docker; d != nil {
+				if d.Port < 0 || d.Port > 65535 {
+					p.add(path+".docker.port", "%d out of range 1..65535 (leave it out for the container's only exposed port)", d.Port)
+				}
+				for _, k := range slices.Sorted(maps.Keys(d.Labels)) {
+					if k == "" {
+						p.add(path+".docker.labels", "a label name is empty")
+					}
+				}
+			}
 		}
 		if w.Service == "" {
 			p.required(path+".service", "required")

@@ -93,7 +93,7 @@ func TestGateOpensAfterFirstRenderWait(t *testing.T) {
 	if !isOpen(gate) {
 		t.Fatal("the gate is still shut after firstRenderWait")
 	}
-	want := `level=WARN msg="watch: no set of instances from Consul yet; starting the job it reloads on the files it has" watch=backend job=nginx after=5s`
+	want := `level=WARN msg="watch: no set of instances from its backend yet; starting the job it reloads on the files it has" watch=backend job=nginx after=5s`
 	if n := strings.Count(e.logs.String(), want); n != 1 {
 		t.Fatalf("want one line saying the job starts on the files it has, got %d", n)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -142,11 +143,20 @@ func (noRunner) RunCommand(context.Context, jobs.Command) (jobs.CommandResult, e
 // job's start gate: true once, and never without a gate.
 func (w *Watch) claimGate() bool { return w.gate != nil && w.gateClaimed.CompareAndSwap(false, true) }
 
+// Spec is what a watch's config asks its backend to follow.
+func Spec(cfg config.Watch) discovery.WatchSpec {
+	spec := discovery.WatchSpec{Service: cfg.Service, PassingOnly: cfg.PassingOnly == nil || *cfg.PassingOnly,
+		Consul: discovery.ConsulQuery{Tag: cfg.Tag, Datacenter: cfg.Datacenter}}
+	if d := cfg.Docker; d != nil {
+		spec.Docker = discovery.DockerQuery{Project: d.Project, Labels: maps.Clone(d.Labels), Network: d.Network, Port: d.Port}
+	}
+	return spec
+}
+
 // Run follows the service until ctx ends, applying each debounced set,
 // and returns once the watcher's goroutine has returned.
 func (w *Watch) Run(ctx context.Context) {
-	spec := discovery.WatchSpec{Service: w.cfg.Service, PassingOnly: w.cfg.PassingOnly == nil || *w.cfg.PassingOnly,
-		Consul: discovery.ConsulQuery{Tag: w.cfg.Tag, Datacenter: w.cfg.Datacenter}}
+	spec := Spec(w.cfg)
 	stopWait := func() bool { return false }
 	if w.gate != nil {
 		var job string
@@ -155,7 +165,7 @@ func (w *Watch) Run(ctx context.Context) {
 		}
 		stopWait = w.clock.AfterFunc(firstRenderWait, func() {
 			if w.claimGate() {
-				w.log.Warn("watch: no set of instances from Consul yet; starting the job it reloads on the files it has", "job", job, "after", firstRenderWait)
+				w.log.Warn("watch: no set of instances from its backend yet; starting the job it reloads on the files it has", "job", job, "after", firstRenderWait)
 				w.gate.done()
 			}
 		}).Stop

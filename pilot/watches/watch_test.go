@@ -410,3 +410,14 @@ func TestWatchReloadJob(t *testing.T) {
 		t.Fatal("no line says the signal was sent")
 	}
 }
+
+// A docker watch hands its selector to the backend as it is written.
+func TestSpecDocker(t *testing.T) {
+	cfg := config.Watch{Service: "api", Discovery: config.DiscoveryDocker,
+		Docker: &config.DockerWatch{Project: "shop", Labels: map[string]string{"tier": "web"}, Network: "shop_back", Port: 3000}}
+	want := discovery.WatchSpec{Service: "api", PassingOnly: true,
+		Docker: discovery.DockerQuery{Project: "shop", Labels: map[string]string{"tier": "web"}, Network: "shop_back", Port: 3000}}
+	if got := Spec(cfg); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Spec = %+v, want %+v", got, want)
+	}
+}
