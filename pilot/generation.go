@@ -3,6 +3,7 @@ package pilot
 import (
 	"errors"
 	"fmt"
+	"github.com/nodepilot/pilot/discovery/container"
 	"log/slog"
 	"os"
 	"reflect"
@@ -32,6 +33,8 @@ type generation struct {
 	metrics  []custom.Def
 	// sensors is set when a job feeds custom metrics from its stdout.
 	sensors bool
+	// identity is pilot's container, as the build was given it.
+	identity container.Identity
 }
 
 // jobPlan is one job of a generation.
@@ -88,6 +91,9 @@ type buildInputs struct {
 	// nodeEnv adds pilot's Node agent to a job's environment.
 	nodeEnv  func(job string, env []string) []string
 	hostname string
+	// identity is pilot's container: its meta goes into every service's,
+	// its compose project is a docker watch's default.
+	identity container.Identity
 	// cpus counts the CPUs the container may use, for `instances: auto`.
 	cpus func() int
 	// readiness wraps a `readiness: message` job's probe so that a run is
@@ -100,7 +106,7 @@ type buildInputs struct {
 // host checks ran, each prefixed by its path.
 func build(raw *config.Config, in buildInputs) (*generation, error) {
 	cfg := raw.WithDefaults()
-	g := &generation{cfg: cfg}
+	g := &generation{cfg: cfg, identity: in.identity}
 	var errs []error
 	specs, err := buildSpecs(cfg, in.environ, in.starter, in.log, in.observeHealth)
 	if err != nil {
@@ -135,6 +141,7 @@ func build(raw *config.Config, in buildInputs) (*generation, error) {
 		g.sensors = g.sensors || jc.Sensor
 		if sc := jc.Service; sc != nil {
 			plan, err := planService(jc.Name, *sc, in.hostname)
+			plan.svc.Meta = withIdentityMeta(plan.svc.Meta, in.identity)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("jobs[%d].service.%w", i, err))
 				continue
@@ -143,7 +150,11 @@ func build(raw *config.Config, in buildInputs) (*generation, error) {
 		}
 	}
 	for i, name := range watches.Names(cfg.Watches) {
-		g.watches = append(g.watches, watchPlan{name: name, cfg: cfg.Watches[i]})
+		w := cfg.Watches[i]
+		if w.Discovery == config.DiscoveryDocker {
+			w.Docker = dockerDefaults(w.Docker, in.identity)
+		}
+		g.watches = append(g.watches, watchPlan{name: name, cfg: w})
 	}
 	for _, m := range cfg.Metrics {
 		g.metrics = append(g.metrics, custom.Def{Name: m.Name, Kind: custom.Kind(m.Type), Help: m.Help, Labels: m.Labels, Buckets: m.Buckets})
