@@ -375,7 +375,7 @@ func TestNetworkSelection(t *testing.T) {
 	c := web("shop", "web", 1)
 	c.Networks["shop_back"] = "10.9.0.1"
 	id := f.Run(c)
-	f.Run(web("shop", "web", 2))
+	id2 := f.Run(web("shop", "web", 2))
 
 	back := spec("shop", "web")
 	back.Docker.Network = "back" // compose's short name of shop_back
@@ -390,18 +390,31 @@ func TestNetworkSelection(t *testing.T) {
 		t.Fatalf("first snapshot %s, want only web-2 (web-1 is on two networks)", describe(got))
 	}
 	r.waitLog(`container=shop-web-1 reason="on several networks (shop_back, shop_default)`)
-	// re-reads of web-1 (a health event) do not warn again
+	// a re-read of web-1 (its health event) does not warn again
 	before := f.Inspects(id)
 	f.SetHealth(id, container.Healthy)
+	deadline := time.Now().Add(waitLimit)
+	for f.Inspects(id) < before+2 { // both watches re-read it
+		if time.Now().After(deadline) {
+			t.Fatalf("web-1 was not inspected again after its health event")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	// network events alone move it
 	f.Disconnect(id, "shop_back")
 	r.waitFor("web-1 and web-2", hasIDs("shop-web-1", "shop-web-2"))
-	if f.Inspects(id) <= before {
-		t.Errorf("web-1 was not inspected again after its events")
-	}
+	rb.waitFor("none on back", hasIDs())
+	// web-2 joins shop_back: an instance there, skipped by the other watch
+	f.Connect(id2, "shop_back", "10.9.0.2")
+	rb.waitFor("web-2 on back", hasIDs("shop-web-2"))
+	r.waitFor("web-1 alone", hasIDs("shop-web-1"))
+	r.waitLog(`container=shop-web-2 reason="on several networks (shop_back, shop_default)`)
 	if n := strings.Count(r.logs.String(), "container=shop-web-1 reason="); n != 1 {
 		t.Errorf("web-1's skip logged %d times, want once:\n%s", n, r.logs)
 	}
-	rb.waitFor("none on back", hasIDs())
+	if got := r.all(); len(got) != 3 {
+		t.Errorf("%d publications, want 3 (web-2, both, web-1):%s", len(got), r.describe())
+	}
 }
 
 // instanceOf's choices of address and port, and its reasons to skip.
