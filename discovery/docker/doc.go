@@ -28,7 +28,11 @@
 // disconnect of a followed container) triggers a re-read — one list, and an
 // inspect of only the containers that are new or that the events name; a
 // burst of queued events costs one re-read. There is no polling. A snapshot
-// is published only when it is not Equal to the last one.
+// is published only when it is not Equal to the last one. The daemon is
+// asked for container and network events only; the actions are picked
+// here, not by the daemon's "event" filter, whose matching of
+// "health_status: …" has varied across versions (the exec events of
+// every health probe are dropped here, unread by anything else).
 //
 // When anything fails (the stream breaks on a daemon restart, the socket is
 // gone, a request errs or times out after 10 s) the watch publishes

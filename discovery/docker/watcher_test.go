@@ -693,3 +693,47 @@ func TestNewClientHost(t *testing.T) {
 		t.Errorf(`NewClient("") without DOCKER_HOST: host = %s, want the local socket`, got)
 	}
 }
+
+// since turns the daemon's clock into an events "since" value; an
+// unreadable one subscribes from now on rather than failing forever.
+func TestSince(t *testing.T) {
+	for in, want := range map[string]string{
+		"2026-12-05T23:57:55.182000001Z":      "1796515075.182000001",
+		"2026-12-06T00:57:55.5+01:00":         "1796515075.500000000",
+		"":                                    "",
+		"Mon Jan 2 15:04:05 MST 2006 (not it)": "",
+	} {
+		if got := since(in); got != want {
+			t.Errorf("since(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The daemon-side list filters, and the client-side match of an event's
+// attributes.
+func TestSelector(t *testing.T) {
+	s := newSelector(discovery.WatchSpec{Service: "web", Docker: discovery.DockerQuery{Project: "shop", Labels: map[string]string{"tier": "front"}}})
+	got := s.filters()
+	for _, want := range []string{labelProject + "=shop", labelService + "=web", "tier=front"} {
+		if !got["label"][want] {
+			t.Errorf("filters %v lack label %s", got, want)
+		}
+	}
+	if !got["status"]["running"] || !got["status"]["paused"] || len(got["status"]) != 2 {
+		t.Errorf("status filters %v, want running and paused", got["status"])
+	}
+	attrs := map[string]string{labelProject: "shop", labelService: "web", "tier": "front", "name": "shop-web-1", "image": "x"}
+	if !s.matches(attrs) {
+		t.Errorf("selector does not match %v", attrs)
+	}
+	attrs["tier"] = "back"
+	if s.matches(attrs) {
+		t.Errorf("selector matches %v", attrs)
+	}
+	if s.ambiguous {
+		t.Error("selector without name or image labels is ambiguous")
+	}
+	if !newSelector(discovery.WatchSpec{Service: "web", Docker: discovery.DockerQuery{Labels: map[string]string{"name": "x"}}}).ambiguous {
+		t.Error(`selector on label "name" is not ambiguous`)
+	}
+}
