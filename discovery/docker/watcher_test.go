@@ -698,9 +698,9 @@ func TestNewClientHost(t *testing.T) {
 // unreadable one subscribes from now on rather than failing forever.
 func TestSince(t *testing.T) {
 	for in, want := range map[string]string{
-		"2026-12-05T23:57:55.182000001Z":      "1796515075.182000001",
-		"2026-12-06T00:57:55.5+01:00":         "1796515075.500000000",
-		"":                                    "",
+		"2026-12-05T23:57:55.182000001Z":       "1796515075.182000001",
+		"2026-12-06T00:57:55.5+01:00":          "1796515075.500000000",
+		"":                                     "",
 		"Mon Jan 2 15:04:05 MST 2006 (not it)": "",
 	} {
 		if got := since(in); got != want {
