@@ -72,6 +72,9 @@ func (p servicePlan) same(o servicePlan) bool { return reflect.DeepEqual(p, o) }
 type watchPlan struct {
 	name telemetry.WatchName
 	cfg  config.Watch
+	// dockerHost is the Engine API a docker watch reads ("" for others):
+	// a change of docker.host (or DOCKER_HOST) restarts it.
+	dockerHost string
 }
 
 func (p watchPlan) same(o watchPlan) bool { return reflect.DeepEqual(p, o) }
@@ -150,11 +153,12 @@ func build(raw *config.Config, in buildInputs) (*generation, error) {
 		}
 	}
 	for i, name := range watches.Names(cfg.Watches) {
-		w := cfg.Watches[i]
-		if w.Discovery == config.DiscoveryDocker {
-			w.Docker = dockerDefaults(w.Docker, in.identity)
+		plan := watchPlan{name: name, cfg: cfg.Watches[i]}
+		if plan.cfg.Discovery == config.DiscoveryDocker {
+			plan.cfg.Docker = dockerDefaults(plan.cfg.Docker, in.identity)
+			plan.dockerHost = dockerHost(&cfg, in.environ)
 		}
-		g.watches = append(g.watches, watchPlan{name: name, cfg: w})
+		g.watches = append(g.watches, plan)
 	}
 	for _, m := range cfg.Metrics {
 		g.metrics = append(g.metrics, custom.Def{Name: m.Name, Kind: custom.Kind(m.Type), Help: m.Help, Labels: m.Labels, Buckets: m.Buckets})
