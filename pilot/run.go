@@ -191,6 +191,10 @@ type core struct {
 	sockets sockets
 	ready   readiness
 
+	// checks keeps each job's latest health check error, for pilot's
+	// health verdict.
+	checks checkNotes
+
 	inst    atomic.Pointer[instruments]
 	metrics atomic.Pointer[customMetrics]
 
@@ -273,6 +277,7 @@ func (c *core) prepare(cfg *config.Config) (*generation, *consul.Client, error) 
 	in := buildInputs{
 		environ: c.opts.Environ, starter: c.reaper, log: c.log, hostname: hostname(),
 		observeHealth: func(job string, r health.Result) {
+			c.checks.observe(job, r.Err)
 			if in := c.inst.Load(); in != nil {
 				in.health.Observe(job, r.Duration)
 			}
