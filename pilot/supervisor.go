@@ -64,7 +64,7 @@ type supervisor struct {
 	// begins stopping what it replaces until it has started them: for
 	// pilot's health, a job being restarted is down, not gone.
 	pending []jobs.Spec
-	running  sync.WaitGroup
+	running sync.WaitGroup
 }
 
 // newSupervisor builds a supervisor for the jobs of specs, not yet running.
