@@ -25,6 +25,8 @@ var _ control.API = controlAPI{}
 
 func (a controlAPI) Status() telemetry.Status { return a.c.status() }
 
+func (a controlAPI) Health() control.HealthReport { return a.c.health() }
+
 // Reload applies the config whole even when the client goes away
 // meanwhile: half a generation is worse than a late answer.
 func (a controlAPI) Reload(ctx context.Context) (control.ReloadResult, error) {

@@ -197,6 +197,9 @@ type core struct {
 
 	// identity is pilot's own container, read once at the start.
 	identity container.Identity
+	// checks keeps each job's latest health check error, for pilot's
+	// health verdict.
+	checks checkNotes
 
 	inst    atomic.Pointer[instruments]
 	metrics atomic.Pointer[customMetrics]
@@ -280,6 +283,7 @@ func (c *core) prepare(cfg *config.Config) (*generation, *consul.Client, error) 
 	in := buildInputs{
 		environ: c.opts.Environ, starter: c.reaper, log: c.log, hostname: hostname(), identity: c.identity,
 		observeHealth: func(job string, r health.Result) {
+			c.checks.observe(job, r.Err)
 			if in := c.inst.Load(); in != nil {
 				in.health.Observe(job, r.Duration)
 			}

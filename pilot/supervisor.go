@@ -56,9 +56,15 @@ type supervisor struct {
 	// replaced has not ended pilot.
 	replacing bool
 	// stopping is set once the shutdown has begun: no replace starts a job
-	// after it.
-	stopping bool
-	running  sync.WaitGroup
+	// after it. stopReason says why it began, set as it begins, before
+	// stopping.
+	stopping   bool
+	stopReason string
+	// pending are the jobs a replace is to start, from the moment it
+	// begins stopping what it replaces until it has started them: for
+	// pilot's health, a job being restarted is down, not gone.
+	pending []jobs.Spec
+	running sync.WaitGroup
 }
 
 // newSupervisor builds a supervisor for the jobs of specs, not yet running.
@@ -73,6 +79,37 @@ func newSupervisor(log *slog.Logger, deps jobs.Deps, stopTimeout time.Duration, 
 		s.jobs = append(s.jobs, j)
 	}
 	return s
+}
+
+// healthSnapshot is what pilot's health verdict reads: the current jobs
+// (the main job's flag from the supervisor's own record), the jobs a
+// replace is about to start, and whether the shutdown has begun.
+func (s *supervisor) healthSnapshot() healthSnapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopReason != "" {
+		return healthSnapshot{stopping: s.stopReason}
+	}
+	snap := healthSnapshot{}
+	seen := map[string]bool{}
+	mainSeen := false
+	for _, j := range s.jobs {
+		spec := j.Spec()
+		seen[j.Name()] = true
+		isMain := j == s.main
+		mainSeen = mainSeen || isMain
+		snap.jobs = append(snap.jobs, jobView{name: j.Name(), main: isMain, checked: counts(spec), status: j.Status()})
+	}
+	for _, spec := range s.pending {
+		if !seen[spec.Name] {
+			mainSeen = mainSeen || spec.Main
+			snap.jobs = append(snap.jobs, jobView{name: spec.Name, main: spec.Main, checked: counts(spec), pending: true})
+		}
+	}
+	if s.main != nil && !mainSeen { // being stopped by a replace that does not start it again
+		snap.jobs = append(snap.jobs, jobView{name: s.main.Name(), main: true, checked: counts(s.main.Spec()), status: s.main.Status()})
+	}
+	return snap
 }
 
 // errShuttingDown refuses a change once pilot's shutdown has begun.
@@ -226,6 +263,7 @@ func (s *supervisor) replace(ctx context.Context, stop []string, start []jobs.Sp
 		return errShuttingDown
 	}
 	s.replacing = true
+	s.pending = start
 	var keep []*jobs.Job
 	for _, j := range s.jobs {
 		if slices.Contains(stop, j.Name()) {
@@ -239,7 +277,7 @@ func (s *supervisor) replace(ctx context.Context, stop []string, start []jobs.Sp
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.replacing = false
+		s.replacing, s.pending = false, nil
 		s.mu.Unlock()
 		select {
 		case s.wake <- struct{}{}:
@@ -311,6 +349,9 @@ func (s *supervisor) shutdown(sig syscall.Signal, reason string) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), s.stopTimeout)
 	defer cancel()
+	s.mu.Lock()
+	s.stopReason = reason // unhealthy from now on
+	s.mu.Unlock()
 	s.reaper.CloseJobStarts()
 	s.mu.Lock()
 	s.stopping = true

@@ -29,6 +29,11 @@ import (
 const (
 	controlQuickTimeout = 5 * time.Second
 	controlSlowTimeout  = time.Minute
+	// controlHealthTimeout is pilot health's: shorter than the timeout a
+	// HEALTHCHECK gives it (the example image's: 5s), so that a pilot that
+	// does not answer fails the check with pilot health's own line rather
+	// than Docker's "timed out".
+	controlHealthTimeout = 2 * time.Second
 )
 
 // controlCommands are the control commands, with whether each waits on
@@ -87,6 +92,8 @@ func parseControl(name string, args []string, env func(string) string) (invocati
 		return invocation{}, usageErrorf("pilot %s: --timeout %v: must be positive", name, *timeout)
 	case *timeout > 0:
 		call.timeout = *timeout
+	case name == "health":
+		call.timeout = controlHealthTimeout
 	case controlCommands[name]:
 		call.timeout = controlSlowTimeout
 	default:
@@ -197,7 +204,7 @@ func runControl(ctx context.Context, c controlCall, io stdio) int {
 			return fail(err)
 		}
 		if !report.Healthy {
-			writeUnhealthy(io.err, report)
+			fmt.Fprintf(io.err, "pilot health: %s\n", unhealthyLine(report))
 			return exitFailure
 		}
 		switch report.Checked {
@@ -285,19 +292,18 @@ func reloadLine(res *control.ReloadResult) string {
 		rolled, list(res.Restarted), list(res.Started), list(res.Stopped), res.Unchanged)
 }
 
-// writeUnhealthy lists the jobs that keep pilot from being healthy.
-func writeUnhealthy(w io.Writer, report control.HealthReport) {
-	fmt.Fprintf(w, "pilot health: unhealthy: %d of %d checked jobs\n", len(report.Unhealthy), report.Checked)
-	for _, j := range report.Unhealthy {
-		switch {
-		case j.Health == "unknown":
-			fmt.Fprintf(w, "  %s: no verdict yet (%s)\n", j.Job, j.State)
-		case j.Health == j.State:
-			fmt.Fprintf(w, "  %s: %s\n", j.Job, j.Health)
-		default:
-			fmt.Fprintf(w, "  %s: %s (%s)\n", j.Job, j.Health, j.State)
+// unhealthyLine is why pilot is not healthy, on one line: a HEALTHCHECK's
+// output is what `docker inspect` shows of each probe.
+func unhealthyLine(report control.HealthReport) string {
+	line := report.Reason
+	if line == "" { // a pilot that gave no reason: say which jobs
+		var jobs []string
+		for _, j := range report.Unhealthy {
+			jobs = append(jobs, j.Job)
 		}
+		line = "unhealthy: " + or(strings.Join(jobs, ", "), "pilot gave no reason")
 	}
+	return strings.Join(strings.Fields(line), " ")
 }
 
 // writeStatus prints the status document for a person: the jobs as an
@@ -511,10 +517,16 @@ health, Consul service), its watches, and pilot itself (version, pid,
 maintenance). --json prints the status document as pilot serves it
 (GET /v1/status), for scripts.`, controlQuickTimeout, "")
 
-	healthHelp = controlHelp("usage: pilot health [--socket PATH]", `Exits 0 when every job with a health check is healthy, 1 otherwise, and
-lists the jobs that are not: for Docker's HEALTHCHECK,
-  HEALTHCHECK CMD ["pilot", "health"]
-Maintenance does not make pilot unhealthy.`, controlQuickTimeout, ";\n      or a job is not healthy")
+	healthHelp = controlHelp("usage: pilot health [--socket PATH]", `Exits 0 when the running pilot is healthy: its main job runs and every job
+with a health check is healthy (periodic and onChange.run jobs do not
+count; a cluster job is healthy while any instance is). Exits 1 otherwise,
+with one line saying why ("unhealthy: app (health check failing: …)",
+"unhealthy: app is starting", "main job app exited (code 1); restarting",
+"stopping: signal SIGTERM"), and when pilot cannot be reached. For
+Docker's HEALTHCHECK:
+  HEALTHCHECK --interval=5s --timeout=5s --start-period=30s CMD ["pilot", "health"]
+Maintenance does not make pilot unhealthy. It asks GET /v1/health, which
+answers from the jobs' states at once: no check runs for it.`, controlHealthTimeout, ";\n      or pilot is not healthy")
 
 	reloadHelp = controlHelp("usage: pilot reload [--socket PATH]", `Has the running pilot read its config file again and apply it: jobs whose
 config changed restart, new ones start, removed ones stop; prints what

@@ -26,6 +26,7 @@ import (
 type controlFake struct {
 	mu        sync.Mutex
 	status    telemetry.Status
+	health    control.HealthReport
 	reload    control.ReloadResult
 	reloadErr error
 	calls     []string
@@ -41,6 +42,12 @@ func (f *controlFake) Status() telemetry.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.status
+}
+
+func (f *controlFake) Health() control.HealthReport {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.health
 }
 
 func (f *controlFake) Reload(context.Context) (control.ReloadResult, error) {
@@ -111,6 +118,7 @@ func newControlFake() *controlFake {
 			Services: []telemetry.ServiceStatus{},
 			Watches:  []telemetry.WatchStatus{},
 		},
+		health: control.HealthReport{Healthy: true, Checked: 1},
 		reload: control.ReloadResult{Restarted: []string{"web"}, Started: []string{"worker"}, Unchanged: 3},
 	}
 }
@@ -249,19 +257,35 @@ func TestControlReloadConfigError(t *testing.T) {
 	}
 }
 
-// pilot health: 1 and the jobs at fault when one is not healthy.
+// pilot health: 1 and one line saying why when pilot is not healthy; the
+// jobs at fault when pilot gave no reason.
 func TestControlHealthUnhealthy(t *testing.T) {
 	t.Parallel()
 	fake := newControlFake()
-	fake.status.Jobs = append(fake.status.Jobs,
-		telemetry.JobStatus{Name: "api", State: "unhealthy", Pid: 7, Health: "unhealthy"},
-		telemetry.JobStatus{Name: "cache", State: "starting", Pid: 8, Health: "unknown"})
 	sock := serveControl(t, fake)
-	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"health", "--socket", sock}, stdio{nil, &stdout, &stderr}, nil)
-	want := "pilot health: unhealthy: 2 of 3 checked jobs\n  api: unhealthy\n  cache: no verdict yet (starting)\n"
-	if code != 1 || stderr.String() != want || stdout.Len() > 0 {
-		t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant exit 1 and:\n%s", code, stdout.String(), stderr.String(), want)
+	cases := []struct {
+		report control.HealthReport
+		want   string
+	}{
+		{control.HealthReport{Checked: 2, Reason: "unhealthy: api (health check failing: GET http://127.0.0.1:3000/health: status 503 Service Unavailable: down\n), cache is starting",
+			Unhealthy: []control.JobHealth{{Job: "api"}, {Job: "cache"}}},
+			"pilot health: unhealthy: api (health check failing: GET http://127.0.0.1:3000/health: status 503 Service Unavailable: down ), cache is starting\n"},
+		{control.HealthReport{Reason: "main job app exited (code 1); restarting"}, "pilot health: main job app exited (code 1); restarting\n"},
+		{control.HealthReport{Reason: "stopping: signal SIGTERM"}, "pilot health: stopping: signal SIGTERM\n"},
+	}
+	for _, tc := range cases {
+		fake.mu.Lock()
+		fake.health = tc.report
+		fake.mu.Unlock()
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"health", "--socket", sock}, stdio{nil, &stdout, &stderr}, nil)
+		if code != 1 || stderr.String() != tc.want || stdout.Len() > 0 {
+			t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and %q", code, stdout.String(), stderr.String(), tc.want)
+		}
+	}
+	// An older pilot's answer, with no reason: the jobs at fault.
+	if got := unhealthyLine(control.HealthReport{Unhealthy: []control.JobHealth{{Job: "api"}, {Job: "cache"}}}); got != "unhealthy: api, cache" {
+		t.Errorf("unhealthyLine without a reason = %q", got)
 	}
 }
 

@@ -58,7 +58,8 @@ const synopsis = `usage:
                                                 check a config file; print every problem
   pilot version | --version | -V                print version, commit and Go version
   pilot status [--json]                         the running pilot's jobs, services and watches
-  pilot health                                  exit 0 when every health-checked job is healthy
+  pilot health                                  exit 0 when the main job runs and every health-checked
+                                                job is healthy, 1 saying why (Docker's HEALTHCHECK)
   pilot reload                                  have pilot read its config file again
   pilot maintenance on|off                      take the services out of rotation, or back in
   pilot restart JOB | pilot signal JOB SIG      restart a job; signal a job

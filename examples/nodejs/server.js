@@ -3,13 +3,23 @@
 // it answers /health, and on SIGTERM it stops accepting connections, lets
 // in-flight requests finish, and exits 0.
 const http = require('node:http');
+const fs = require('node:fs');
 
 const port = Number(process.env.PORT || 3000);
 const slowMs = Number(process.env.SLOW_MS || 0); // to demo draining
+// While this file exists /health answers 503: a way to see what pilot,
+// Consul and Docker do when the app turns unhealthy, without breaking it:
+//   docker exec CONTAINER touch /tmp/app-down   # then rm it to recover
+const downFile = process.env.DOWN_FILE || '/tmp/app-down';
 let inFlight = 0;
 
 const server = http.createServer((req, res) => {
   if (req.url === '/health') {
+    if (fs.existsSync(downFile)) {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      res.end(`down (${downFile} exists)\n`);
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('ok\n');
     return;

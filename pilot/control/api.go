@@ -21,6 +21,10 @@ type API interface {
 	// Status is the one status document: /v1/status here and /status on
 	// telemetry's port serve the same value.
 	Status() telemetry.Status
+	// Health is pilot's verdict for /v1/health (Docker's HEALTHCHECK,
+	// through pilot health). It must be cheap: a health check calls it
+	// every few seconds, and its answer is wanted in milliseconds.
+	Health() HealthReport
 	// Reload reads the config file again and applies it. Errors:
 	// ErrReloadInProgress (409), *ConfigError (422: the running config
 	// stays).
@@ -73,25 +77,33 @@ type RollResult struct {
 	Seconds  float64 `json:"seconds"`
 }
 
-// HealthReport is the answer of /v1/health: Healthy when every job with a
-// health check is healthy (vacuously so when none has one), and the others.
+// HealthReport is the answer of /v1/health: 200 when Healthy, else 503.
+// pilot is healthy when its main job runs and every job with a health
+// check is healthy (vacuously so when there is none); periodic and
+// triggered jobs do not count, and a shutting-down pilot is never healthy.
 type HealthReport struct {
 	Healthy bool `json:"healthy"`
-	// Checked counts the jobs with a health check.
+	// Reason says in one line why pilot is not healthy ("unhealthy: app
+	// (health check failing: …)", "main job app exited (code 1);
+	// restarting", "stopping: signal SIGTERM"); absent when healthy.
+	Reason string `json:"reason,omitempty"`
+	// Checked counts the jobs with a health check that count.
 	Checked int `json:"checked"`
-	// Unhealthy is never null on the wire: [] when all are healthy.
+	// Unhealthy are the jobs at fault, main job first; never null on the
+	// wire: [] when there are none.
 	Unhealthy []JobHealth `json:"unhealthy"`
-	// Error sums up an unhealthy report in one line, so that the 503 has
-	// the "error" every failed answer has.
+	// Error repeats Reason, so that the 503 has the "error" every failed
+	// answer of the socket has.
 	Error string `json:"error,omitempty"`
 }
 
-// JobHealth is one job that is not healthy, with its state to say why
-// (starting, restarting, stopped…).
+// JobHealth is one job at fault: its state, its health ("" for a main job
+// without a health check) and why, in a phrase ("app is starting").
 type JobHealth struct {
 	Job    string `json:"job"`
-	Health string `json:"health"`
+	Health string `json:"health,omitempty"`
 	State  string `json:"state"`
+	Reason string `json:"reason"`
 }
 
 // Errors an API method returns for the server to map to a status code.

@@ -97,9 +97,10 @@ func TestClient(t *testing.T) {
 func TestClientHealthUnhealthy(t *testing.T) {
 	t.Parallel()
 	fake := newFake()
-	fake.status.Jobs[0].Health = "unhealthy"
+	fake.health = HealthReport{Checked: 1, Reason: "unhealthy: web is starting",
+		Unhealthy: []JobHealth{{Job: "web", State: "starting", Health: "unknown", Reason: "web is starting"}}}
 	h, err := NewClient(serve(t, fake, nil), 5*time.Second).Health(context.Background())
-	if err != nil || h.Healthy || len(h.Unhealthy) != 1 || h.Unhealthy[0].Job != "web" {
+	if err != nil || h.Healthy || h.Reason != "unhealthy: web is starting" || len(h.Unhealthy) != 1 || h.Unhealthy[0].Job != "web" {
 		t.Errorf("Health: %+v, %v", h, err)
 	}
 }

@@ -28,6 +28,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type fakeAPI struct {
 	mu          sync.Mutex
 	status      telemetry.Status
+	health      HealthReport
 	reload      ReloadResult
 	reloadErr   error
 	maintenance []bool
@@ -52,6 +53,7 @@ func newFake() *fakeAPI {
 			Services: []telemetry.ServiceStatus{},
 			Watches:  []telemetry.WatchStatus{},
 		},
+		health:  HealthReport{Healthy: true, Checked: 1},
 		reload:  ReloadResult{Restarted: []string{"web"}, Unchanged: 1},
 		env:     map[string]string{},
 		metrics: map[string]float64{},
@@ -62,6 +64,12 @@ func (f *fakeAPI) Status() telemetry.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.status
+}
+
+func (f *fakeAPI) Health() HealthReport {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.health
 }
 
 func (f *fakeAPI) Reload(ctx context.Context) (ReloadResult, error) {

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/nodepilot/pilot/telemetry"
 )
 
 // The endpoints, by route pattern: the pattern is also the endpoint label
@@ -226,9 +224,11 @@ func isType[T error](err error) bool {
 	return ok
 }
 
-func nonNil(list []string) []string {
+func nonNil(list []string) []string { return nonNilSlice(list) }
+
+func nonNilSlice[T any](list []T) []T {
 	if list == nil {
-		return []string{}
+		return []T{}
 	}
 	return list
 }
@@ -240,44 +240,24 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) (int, any, error
 	return 0, s.api.Status(), nil
 }
 
-// health answers 200 when every job with a health check is healthy, 503
-// otherwise: what Docker's HEALTHCHECK (through pilot health, or curl -f)
-// reads.
+// health answers 200 when pilot is healthy, 503 otherwise: what Docker's
+// HEALTHCHECK (through pilot health, or curl -f) reads. The verdict is the
+// core's (API.Health); the server only makes sure the answer is whole.
 func (s *Server) health(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	if err := s.readEmpty(w, r); err != nil {
 		return 0, nil, err
 	}
-	report := HealthOf(s.api.Status())
+	report := s.api.Health()
+	report.Unhealthy = nonNilSlice(report.Unhealthy)
 	if !report.Healthy {
+		if report.Reason == "" {
+			report.Reason = "not healthy"
+		}
+		report.Error = report.Reason
 		return http.StatusServiceUnavailable, report, nil
 	}
+	report.Reason, report.Error = "", ""
 	return 0, report, nil
-}
-
-// HealthOf reads a status document for /v1/health: every job with a health
-// check must be healthy. Maintenance does not count against it: it takes
-// services out of Consul, and a HEALTHCHECK that failed for it would have
-// the orchestrator replace a container someone is working on.
-func HealthOf(st telemetry.Status) HealthReport {
-	report := HealthReport{Healthy: true, Unhealthy: []JobHealth{}}
-	for _, j := range st.Jobs {
-		if j.Health == "" {
-			continue
-		}
-		report.Checked++
-		if j.Health != "healthy" {
-			report.Healthy = false
-			report.Unhealthy = append(report.Unhealthy, JobHealth{Job: j.Name, Health: j.Health, State: j.State})
-		}
-	}
-	if !report.Healthy {
-		names := make([]string, len(report.Unhealthy))
-		for i, j := range report.Unhealthy {
-			names[i] = j.Job
-		}
-		report.Error = fmt.Sprintf("%d of %d checked jobs not healthy: %s", len(names), report.Checked, strings.Join(names, ", "))
-	}
-	return report
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) (int, any, error) {

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -229,32 +230,44 @@ func TestReloadErrors(t *testing.T) {
 	}
 }
 
-// /v1/health: 503 naming each job with a health check that is not
-// healthy; jobs without one do not count.
+// /v1/health: 200 or 503 as the core's verdict says, the 503 with its
+// reason (and as "error", as every failed answer); the list of jobs at
+// fault is never null; a healthy answer carries no stale reason.
 func TestHealthEndpoint(t *testing.T) {
 	t.Parallel()
 	fake := newFake()
-	fake.status.Jobs = append(fake.status.Jobs,
-		telemetry.JobStatus{Name: "api", State: "unhealthy", Pid: 7, Health: "unhealthy"},
-		telemetry.JobStatus{Name: "cache", State: "starting", Pid: 8, Health: "unknown"})
 	c := rawClient(serve(t, fake, nil))
-	a := request(t, c, "GET", "/v1/health", "")
-	if a.code != 503 {
-		t.Fatalf("%d, want 503: %s", a.code, a.raw)
+	cases := []struct {
+		report HealthReport
+		code   int
+		want   string
+	}{
+		{HealthReport{Healthy: true, Checked: 1}, 200, `{"healthy":true,"checked":1,"unhealthy":[]}`},
+		{HealthReport{Healthy: true, Reason: "stale"}, 200, `{"healthy":true,"checked":0,"unhealthy":[]}`},
+		{HealthReport{Checked: 2, Reason: "unhealthy: api (health check failing: GET http://127.0.0.1:3000/health: status 503)",
+			Unhealthy: []JobHealth{{Job: "api", State: "unhealthy", Health: "unhealthy", Reason: "api (health check failing: GET http://127.0.0.1:3000/health: status 503)"}}},
+			503, `{"healthy":false,"reason":"unhealthy: api (health check failing: GET http://127.0.0.1:3000/health: status 503)","checked":2,` +
+				`"unhealthy":[{"job":"api","health":"unhealthy","state":"unhealthy","reason":"api (health check failing: GET http://127.0.0.1:3000/health: status 503)"}],` +
+				`"error":"unhealthy: api (health check failing: GET http://127.0.0.1:3000/health: status 503)"}`},
+		{HealthReport{Reason: "stopping: signal SIGTERM"}, 503,
+			`{"healthy":false,"reason":"stopping: signal SIGTERM","checked":0,"unhealthy":[],"error":"stopping: signal SIGTERM"}`},
+		{HealthReport{}, 503, `{"healthy":false,"reason":"not healthy","checked":0,"unhealthy":[],"error":"not healthy"}`},
 	}
-	var report HealthReport
-	if err := json.Unmarshal([]byte(a.raw), &report); err != nil {
-		t.Fatal(err)
+	for _, tc := range cases {
+		fake.mu.Lock()
+		fake.health = tc.report
+		fake.mu.Unlock()
+		a := request(t, c, "GET", "/v1/health", "")
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, []byte(a.raw)); err != nil {
+			t.Fatalf("%+v: %v: %s", tc.report, err, a.raw)
+		}
+		if a.code != tc.code || compact.String() != tc.want {
+			t.Errorf("%+v:\n got %d %s\nwant %d %s", tc.report, a.code, compact.String(), tc.code, tc.want)
+		}
 	}
-	want := HealthReport{Healthy: false, Checked: 3, Unhealthy: []JobHealth{
-		{Job: "api", Health: "unhealthy", State: "unhealthy"}, {Job: "cache", Health: "unknown", State: "starting"}},
-		Error: "2 of 3 checked jobs not healthy: api, cache"}
-	if !reflect.DeepEqual(report, want) {
-		t.Errorf("report %+v, want %+v", report, want)
-	}
-	// No job with a health check: healthy.
-	if got := HealthOf(telemetry.Status{Jobs: []telemetry.JobStatus{{Name: "x", State: "running"}}}); !got.Healthy || got.Checked != 0 || got.Unhealthy == nil {
-		t.Errorf("HealthOf without checks = %+v, want healthy, none checked, an empty list", got)
+	if a := request(t, c, "GET", "/v1/health", `{"x":1}`); a.code != 400 {
+		t.Errorf("a body: %d, want 400", a.code)
 	}
 }
 
@@ -271,6 +284,11 @@ func TestRequestCounter(t *testing.T) {
 	request(t, c, "POST", "/v1/jobs/nope2/restart", "")
 	request(t, c, "GET", "/v1/jobs/web/restart", "")
 	request(t, c, "GET", "/v1/status", "")
+	request(t, c, "GET", "/v1/health", "")
+	fake.mu.Lock()
+	fake.health = HealthReport{Reason: "unhealthy: web is starting"}
+	fake.mu.Unlock()
+	request(t, c, "GET", "/v1/health", "")
 	request(t, c, "POST", "/v1/maintenance", "{")
 	request(t, c, "GET", "/nope", "")
 
@@ -281,11 +299,13 @@ func TestRequestCounter(t *testing.T) {
 	want := `
 # HELP pilot_control_requests_total Requests to the control socket, by endpoint (the route pattern) and HTTP status code.
 # TYPE pilot_control_requests_total counter
+pilot_control_requests_total{code="200",endpoint="/v1/health"} 1
 pilot_control_requests_total{code="200",endpoint="/v1/jobs/{name}/restart"} 1
 pilot_control_requests_total{code="200",endpoint="/v1/status"} 2
 pilot_control_requests_total{code="400",endpoint="/v1/maintenance"} 1
 pilot_control_requests_total{code="404",endpoint="/v1/jobs/{name}/restart"} 2
 pilot_control_requests_total{code="404",endpoint="other"} 1
+pilot_control_requests_total{code="503",endpoint="/v1/health"} 1
 pilot_control_requests_total{code="405",endpoint="/v1/jobs/{name}/restart"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pilot_control_requests_total"); err != nil {

@@ -6,7 +6,9 @@
 //     the whole `pilot status` command (a process start included), as an
 //     operator or `docker exec` runs it;
 //   - reload to applied: `POST /v1/reload` of the unchanged config, which
-//     answers once the generation is applied.
+//     answers once the generation is applied;
+//   - the health round trip: GET /v1/health through the client, and the
+//     whole `pilot health` command, as Docker's HEALTHCHECK runs it.
 //
 // It reports p50, p90, p99 and max of each. Targets: status p50 ≤ 5 ms,
 // reload of an unchanged config p50 ≤ 20 ms, with 50 jobs. With -pm2 (a
@@ -141,6 +143,20 @@ func run() int {
 			err = fmt.Errorf("reload changed something: %+v", res)
 		}
 		return err
+	})) {
+		return 2
+	}
+	healthy := func(r control.HealthReport, err error) error {
+		if err == nil && !r.Healthy {
+			err = fmt.Errorf("not healthy: %s", r.Reason)
+		}
+		return err
+	}
+	if !add(measure("GET /v1/health (client)", *n, *warmup, func() error { return healthy(client.Health(ctx)) })) {
+		return 2
+	}
+	if !add(measure("`pilot health` (command)", *nCLI, 5, func() error {
+		return exec.Command(bin, "health", "--socket", pilot.Socket).Run()
 	})) {
 		return 2
 	}
