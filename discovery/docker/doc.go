@@ -27,7 +27,10 @@
 // destroy, pause, unpause, rename, health_status; network connect and
 // disconnect of a followed container) triggers a re-read — one list, and an
 // inspect of only the containers that are new or that the events name; a
-// burst of queued events costs one re-read. There is no polling. A snapshot
+// burst of queued events costs one re-read. A container whose last event
+// is die or destroy leaves without an inspect (dockerd logs die before its
+// list shows the container stopped, and an inspect would wait ~100 ms for
+// the container's cleanup). There is no polling. A snapshot
 // is published only when it is not Equal to the last one. The daemon is
 // asked for container and network events only; the actions are picked
 // here, not by the daemon's "event" filter, whose matching of

@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -99,70 +98,6 @@ func (b *fakeBackend) SetHealthy(t testing.TB, service, id string, healthy bool)
 func (b *fakeBackend) Down(t testing.TB) { b.f.Stop() }
 func (b *fakeBackend) Up(t testing.TB)   { b.f.Start() }
 
-func TestWatcherSuite(t *testing.T) { runSuite(t, newFakeBackend) }
-
-// runSuite stands in for watchertest.Run until the shared suite lands on
-// this branch: a short pass through the Backend the suite will drive, so
-// the adapter is exercised rather than only compiled.
-func runSuite(t *testing.T, newBackend func(t *testing.T) watchertest.Backend) {
-	b := newBackend(t)
-	var (
-		mu   sync.Mutex
-		pubs []discovery.Snapshot
-	)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- b.Watcher().Watch(ctx, b.Spec("web", false), func(s discovery.Snapshot) {
-			mu.Lock()
-			pubs = append(pubs, s)
-			mu.Unlock()
-		})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Watch = %v after cancel", err)
-		}
-	}()
-	waitFor := func(what string, ok func(discovery.Snapshot) bool) {
-		t.Helper()
-		deadline := time.Now().Add(waitLimit)
-		for {
-			mu.Lock()
-			var last *discovery.Snapshot
-			if len(pubs) > 0 {
-				last = &pubs[len(pubs)-1]
-			}
-			ok := last != nil && ok(*last)
-			mu.Unlock()
-			if ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no snapshot with %s within %v", what, waitLimit)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}
-	waitFor("nothing", hasIDs())
-	a := b.Add(t, "web")
-	c := b.Add(t, "web")
-	waitFor("two passing", func(s discovery.Snapshot) bool {
-		return hasIDs(a, c)(s) && statusOf(a, discovery.Passing)(s)
-	})
-	b.SetHealthy(t, "web", a, false)
-	waitFor(a+" critical", statusOf(a, discovery.Critical))
-	b.Down(t)
-	b.Remove(t, "web", c) // no subscriber sees it: the resync must
-	b.SetHealthy(t, "web", a, true)
-	b.Up(t)
-	waitFor(a+" alone, passing", func(s discovery.Snapshot) bool { return hasIDs(a)(s) && statusOf(a, discovery.Passing)(s) })
-	mu.Lock()
-	defer mu.Unlock()
-	for i, s := range pubs[1:] {
-		if len(s.Instances) == 0 {
-			t.Errorf("publication #%d is empty: %s", i+2, describe(s))
-		}
-	}
-}
+// TestWatcherSuite runs the behaviour every discovery.Watcher shares
+// against the fake engine.
+func TestWatcherSuite(t *testing.T) { watchertest.Run(t, newFakeBackend) }

@@ -197,7 +197,7 @@ func (st *watch) session(ctx context.Context) error {
 			}
 			return fmt.Errorf("docker: event stream: %w", err)
 		case m := <-st.events.Messages:
-			dirty := make(map[string]bool)
+			dirty := make(map[string]bool) // container ID → stopped
 			st.note(m, dirty)
 			// Take every event already there, so a burst costs one re-read.
 		more:
@@ -264,7 +264,8 @@ func since(systemTime string) string {
 // change what the watch reports: a matching container started, died,
 // was destroyed, paused, unpaused, renamed or changed health; or a
 // container the watch follows was connected to or disconnected from a
-// network.
+// network. The value says whether the container's last event says it
+// stopped (die, destroy).
 func (st *watch) note(m events.Message, dirty map[string]bool) {
 	action, _, _ := strings.Cut(string(m.Action), ":")
 	switch m.Type {
@@ -277,7 +278,7 @@ func (st *watch) note(m events.Message, dirty map[string]bool) {
 		}
 		id := m.Actor.ID
 		if _, known := st.containers[id]; known || st.sel.ambiguous || st.sel.matches(m.Actor.Attributes) {
-			dirty[id] = true
+			dirty[id] = action == string(events.ActionDie) || action == string(events.ActionDestroy)
 		}
 	case events.NetworkEventType:
 		switch events.Action(action) {
@@ -287,7 +288,7 @@ func (st *watch) note(m events.Message, dirty map[string]bool) {
 		}
 		if id := m.Actor.Attributes["container"]; id != "" {
 			if _, known := st.containers[id]; known {
-				dirty[id] = true
+				dirty[id] = dirty[id] // a disconnect after die keeps it stopped
 			}
 		}
 	}
@@ -296,6 +297,11 @@ func (st *watch) note(m events.Message, dirty map[string]bool) {
 // reread lists the matching containers and inspects those it has not seen
 // or that dirty names (all of them when dirty is nil: a full resync), then
 // publishes the snapshot if it changed. On error nothing changes.
+//
+// A container whose last event was die or destroy is out without a look:
+// the daemon logs die before its list shows the container stopped, and an
+// inspect then waits for the container's cleanup (some 100 ms, the rootfs
+// unmounted); a start after it is an event of its own.
 func (st *watch) reread(ctx context.Context, dirty map[string]bool) error {
 	c := st.w.c
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -306,7 +312,11 @@ func (st *watch) reread(ctx context.Context, dirty map[string]bool) error {
 	}
 	next := make(map[string]*container.InspectResponse, len(list.Items))
 	for _, s := range list.Items {
-		if old, ok := st.containers[s.ID]; ok && dirty != nil && !dirty[s.ID] && sameState(old, s.State) {
+		stopped, named := dirty[s.ID]
+		if stopped {
+			continue
+		}
+		if old, ok := st.containers[s.ID]; ok && dirty != nil && !named && sameState(old, s.State) {
 			next[s.ID] = old
 			continue
 		}

@@ -737,3 +737,25 @@ func TestSelector(t *testing.T) {
 		t.Error(`selector on label "name" is not ambiguous`)
 	}
 }
+
+// A die event takes its container out at once, even while the daemon's
+// list still shows it running (dockerd logs die before it updates the
+// list, and an inspect would wait for the container's cleanup); a start
+// brings it back.
+func TestDieIsFinal(t *testing.T) {
+	f := newFakeEngine(t)
+	c1 := web("shop", "web", 1)
+	id1 := f.Run(c1)
+	f.Run(web("shop", "web", 2))
+	r := startWatch(t, f, spec("shop", "web"))
+	r.waitFor("web-1,2", hasIDs("shop-web-1", "shop-web-2"))
+	inspects := f.Inspects(id1)
+	attrs := map[string]string{labelProject: "shop", labelService: "web", "name": c1.Name, "image": "x"}
+	f.Emit(events.Message{Type: events.ContainerEventType, Action: events.ActionDie, Actor: events.Actor{ID: id1, Attributes: attrs}})
+	r.waitFor("web-2 alone", hasIDs("shop-web-2"))
+	if n := f.Inspects(id1) - inspects; n != 0 {
+		t.Errorf("web-1 inspected %d times after its die event, want 0", n)
+	}
+	f.Emit(events.Message{Type: events.ContainerEventType, Action: events.ActionStart, Actor: events.Actor{ID: id1, Attributes: attrs}})
+	r.waitFor("web-1,2 again", hasIDs("shop-web-1", "shop-web-2"))
+}
