@@ -142,6 +142,10 @@ var watcherBackends = map[config.Discovery]func(ws *watchSet, p watchPlan, c *co
 		if err != nil {
 			return nil, err
 		}
+		if d := p.cfg.Docker; d.Project == "" && len(d.Labels) == 0 {
+			log.Warn("watch: pilot's own compose project is unknown (no Docker API, or not in a compose container); following the service in every project — set docker.project or docker.labels",
+				"service", p.cfg.Service)
+		}
 		return docker.NewWatcher(c, docker.WatcherOptions{}, log)
 	},
 }
