@@ -3,6 +3,7 @@ package pilot
 import (
 	"errors"
 	"fmt"
+	"github.com/nodepilot/pilot/discovery/container"
 	"log/slog"
 	"os"
 	"reflect"
@@ -32,6 +33,8 @@ type generation struct {
 	metrics  []custom.Def
 	// sensors is set when a job feeds custom metrics from its stdout.
 	sensors bool
+	// identity is pilot's container, as the build was given it.
+	identity container.Identity
 }
 
 // jobPlan is one job of a generation.
@@ -69,6 +72,9 @@ func (p servicePlan) same(o servicePlan) bool { return reflect.DeepEqual(p, o) }
 type watchPlan struct {
 	name telemetry.WatchName
 	cfg  config.Watch
+	// dockerHost is the Engine API a docker watch reads ("" for others):
+	// a change of docker.host (or DOCKER_HOST) restarts it.
+	dockerHost string
 }
 
 func (p watchPlan) same(o watchPlan) bool { return reflect.DeepEqual(p, o) }
@@ -88,6 +94,9 @@ type buildInputs struct {
 	// nodeEnv adds pilot's Node agent to a job's environment.
 	nodeEnv  func(job string, env []string) []string
 	hostname string
+	// identity is pilot's container: its meta goes into every service's,
+	// its compose project is a docker watch's default.
+	identity container.Identity
 	// cpus counts the CPUs the container may use, for `instances: auto`.
 	cpus func() int
 	// readiness wraps a `readiness: message` job's probe so that a run is
@@ -100,7 +109,7 @@ type buildInputs struct {
 // host checks ran, each prefixed by its path.
 func build(raw *config.Config, in buildInputs) (*generation, error) {
 	cfg := raw.WithDefaults()
-	g := &generation{cfg: cfg}
+	g := &generation{cfg: cfg, identity: in.identity}
 	var errs []error
 	specs, err := buildSpecs(cfg, in.environ, in.starter, in.log, in.observeHealth)
 	if err != nil {
@@ -135,6 +144,7 @@ func build(raw *config.Config, in buildInputs) (*generation, error) {
 		g.sensors = g.sensors || jc.Sensor
 		if sc := jc.Service; sc != nil {
 			plan, err := planService(jc.Name, *sc, in.hostname)
+			plan.svc.Meta = withIdentityMeta(plan.svc.Meta, in.identity)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("jobs[%d].service.%w", i, err))
 				continue
@@ -143,7 +153,12 @@ func build(raw *config.Config, in buildInputs) (*generation, error) {
 		}
 	}
 	for i, name := range watches.Names(cfg.Watches) {
-		g.watches = append(g.watches, watchPlan{name: name, cfg: cfg.Watches[i]})
+		plan := watchPlan{name: name, cfg: cfg.Watches[i]}
+		if plan.cfg.Discovery == config.DiscoveryDocker {
+			plan.cfg.Docker = dockerDefaults(plan.cfg.Docker, in.identity)
+			plan.dockerHost = dockerHost(&cfg, in.environ)
+		}
+		g.watches = append(g.watches, plan)
 	}
 	for _, m := range cfg.Metrics {
 		g.metrics = append(g.metrics, custom.Def{Name: m.Name, Kind: custom.Kind(m.Type), Help: m.Help, Labels: m.Labels, Buckets: m.Buckets})

@@ -177,7 +177,8 @@ func (c *core) reloadOnHangup() {
 func (c *core) status() telemetry.Status {
 	st := telemetry.Status{
 		Pilot: telemetry.PilotStatus{Version: c.version(), Commit: commitOr(c.opts.Commit), Pid: os.Getpid(), Started: c.started,
-			Maintenance: c.services.inMaintenance(), PutEnv: slices.Sorted(maps.Keys(c.env.Vars()))},
+			Maintenance: c.services.inMaintenance(), PutEnv: slices.Sorted(maps.Keys(c.env.Vars())),
+			Container: containerStatus(c.identity)},
 		Jobs:     []telemetry.JobStatus{},
 		Services: []telemetry.ServiceStatus{},
 		Watches:  []telemetry.WatchStatus{},

@@ -303,6 +303,7 @@ func telemetryService(g *generation, client *consul.Client, version string, port
 		sc.Meta["app"] = app.Name
 		sel = discovery.AddressSelector{Interface: app.Address.Interface, CIDR: app.Address.CIDR, Static: app.Address.Static}
 	}
+	sc.Meta = withIdentityMeta(sc.Meta, g.identity)
 	sc.ID = telemetryServiceID(app, host, port)
 	if h, _, err := net.SplitHostPort(g.cfg.Telemetry.Listen); err == nil {
 		if ip := net.ParseIP(h); ip != nil && !ip.IsUnspecified() {

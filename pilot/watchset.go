@@ -2,6 +2,11 @@ package pilot
 
 import (
 	"context"
+	"log/slog"
+
+	"github.com/moby/moby/client"
+	"github.com/nodepilot/pilot/discovery"
+	"github.com/nodepilot/pilot/discovery/docker"
 	"sync"
 	"syscall"
 	"time"
@@ -17,16 +22,21 @@ import (
 type watchSet struct {
 	c *core
 
-	mu      sync.Mutex
-	ctx     context.Context // run's; nil before run
-	byName  map[string]*runningWatch
-	pending []*runningWatch
-	files   int // instance files handed out, for unique names
+	mu sync.Mutex
+	// docker is the Engine API client docker watches share, for the host
+	// dockerAt; made at the first docker watch, replaced when the host
+	// changes.
+	docker   *client.Client
+	dockerAt string
+	ctx      context.Context // run's; nil before run
+	byName   map[string]*runningWatch
+	pending  []*runningWatch
+	files    int // instance files handed out, for unique names
 }
 
 type runningWatch struct {
 	plan   watchPlan
-	client *consul.Client
+	client *consul.Client // a consul watch's; nil for others
 	w      *watches.Watch
 	stop   func()
 	done   chan struct{}
@@ -60,7 +70,7 @@ func (ws *watchSet) kept(plans []watchPlan, clientChanged bool) map[string]bool 
 	defer ws.mu.Unlock()
 	out := map[string]bool{}
 	for _, p := range plans {
-		if r := ws.byName[p.name.Watch]; r != nil && !clientChanged && r.plan.same(p) {
+		if r := ws.byName[p.name.Watch]; r != nil && r.plan.same(p) && !(clientChanged && r.client != nil) {
 			out[p.name.Watch] = true
 		}
 	}
@@ -96,14 +106,14 @@ func (ws *watchSet) apply(plans []watchPlan, client *consul.Client, clientChange
 			continue
 		}
 		log := ws.c.log.With("watch", p.name.Watch)
-		watcher, err := consul.NewWatcher(client, consul.WatcherOptions{}, log)
-		if err != nil { // validation makes it impossible: consul is required
-			log.Error("watch: cannot start", "err", err)
+		watcher, err := watcherBackends[p.cfg.Discovery](ws, p, client, log)
+		if err != nil { // validation leaves only a client that cannot be made
+			log.Error("watch: cannot start", "discovery", p.cfg.Discovery, "err", err)
 			continue
 		}
 		name := p.name.Watch
 		ws.files++
-		r := &runningWatch{plan: p, client: client, w: watches.New(watches.Options{
+		r := &runningWatch{plan: p, w: watches.New(watches.Options{
 			Name: name, Config: p.cfg, Watcher: watcher, Jobs: watchJobs{ws.c}, Runner: ws.c.reaper,
 			Environ: ws.c.opts.Environ, InstancesFile: watches.InstancesFile(ws.c.stateDir, ws.files, p.cfg),
 			Gate: gates[name], Stdout: ws.c.opts.Stdout, Stderr: ws.c.opts.Stderr, Log: ws.c.log,
@@ -113,9 +123,46 @@ func (ws *watchSet) apply(plans []watchPlan, client *consul.Client, clientChange
 				}
 			},
 		})}
+		if p.cfg.Discovery == config.DiscoveryConsul {
+			r.client = client
+		}
 		ws.byName[name] = r
 		ws.launch(r)
 	}
+}
+
+// watcherBackends makes the discovery.Watcher of each backend a watch may
+// name (config.Discovery); called with mu held.
+var watcherBackends = map[config.Discovery]func(ws *watchSet, p watchPlan, c *consul.Client, log *slog.Logger) (discovery.Watcher, error){
+	config.DiscoveryConsul: func(_ *watchSet, _ watchPlan, c *consul.Client, log *slog.Logger) (discovery.Watcher, error) {
+		return consul.NewWatcher(c, consul.WatcherOptions{}, log)
+	},
+	config.DiscoveryDocker: func(ws *watchSet, p watchPlan, _ *consul.Client, log *slog.Logger) (discovery.Watcher, error) {
+		c, err := ws.dockerClient(p.dockerHost)
+		if err != nil {
+			return nil, err
+		}
+		return docker.NewWatcher(c, docker.WatcherOptions{}, log)
+	},
+}
+
+// dockerClient is the shared Engine API client for host; one for another
+// host is closed once no watch uses it (stopChanged ran first: a watch on
+// the old host was not kept, as its plan names the host). Called with mu
+// held.
+func (ws *watchSet) dockerClient(host string) (*client.Client, error) {
+	if ws.docker != nil && ws.dockerAt == host {
+		return ws.docker, nil
+	}
+	c, err := docker.NewClient(host)
+	if err != nil {
+		return nil, err
+	}
+	if ws.docker != nil {
+		ws.docker.Close()
+	}
+	ws.docker, ws.dockerAt = c, host
+	return c, nil
 }
 
 // launch runs r now if the set runs, else once it does. Called with mu
@@ -160,6 +207,12 @@ func (ws *watchSet) run(ctx context.Context) {
 	for _, r := range all {
 		<-r.done
 	}
+	ws.mu.Lock()
+	if ws.docker != nil {
+		ws.docker.Close()
+		ws.docker = nil
+	}
+	ws.mu.Unlock()
 }
 
 // watchJobs is how watches reach the jobs: by name, in the current set.

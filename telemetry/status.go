@@ -28,6 +28,21 @@ type PilotStatus struct {
 	// names: /status is also served on telemetry's TCP port, and values
 	// may be secrets.
 	PutEnv []string `json:"putEnv,omitempty"`
+	// Container is the container pilot runs in, as far as it could tell:
+	// the id from its cgroup, the rest from the Docker Engine API when its
+	// socket is reachable. Absent outside a container.
+	Container *ContainerStatus `json:"container,omitempty"`
+}
+
+// ContainerStatus is pilot's own container.
+type ContainerStatus struct {
+	ID        string            `json:"id"`
+	Name      string            `json:"name,omitempty"`
+	Image     string            `json:"image,omitempty"`
+	Project   string            `json:"composeProject,omitempty"`
+	Service   string            `json:"composeService,omitempty"`
+	Replica   int               `json:"composeReplica,omitempty"`
+	Addresses map[string]string `json:"addresses,omitempty"`
 }
 
 type JobStatus struct {

@@ -385,6 +385,32 @@ func writeStatus(w io.Writer, st telemetry.Status, now time.Time) {
 		line += "; putenv " + strings.Join(p.PutEnv, ", ")
 	}
 	fmt.Fprintln(w, line)
+	if c := p.Container; c != nil {
+		fmt.Fprintln(w, containerLine(*c))
+	}
+}
+
+// containerLine says which container pilot runs in: its name (or short
+// id), its compose project, service and replica, and its image.
+func containerLine(c telemetry.ContainerStatus) string {
+	id := c.ID
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	line := "container " + id
+	if c.Name != "" {
+		line = "container " + c.Name + " (" + id + ")"
+	}
+	if c.Project != "" || c.Service != "" {
+		line += fmt.Sprintf(", compose %s/%s", c.Project, c.Service)
+		if c.Replica > 0 {
+			line += fmt.Sprintf(" #%d", c.Replica)
+		}
+	}
+	if c.Image != "" {
+		line += ", image " + c.Image
+	}
+	return line
 }
 
 // serviceCell is a service's name and where it stands in Consul.

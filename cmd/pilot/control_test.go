@@ -423,6 +423,23 @@ pilot 1.4.2 (commit 0abc123), pid 1, up 3d4h, maintenance ON; service pilot (pas
 	}
 }
 
+func TestStatusContainerLine(t *testing.T) {
+	t.Parallel()
+	id := "3f2a9c1e5b7d4a6f8e0c2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a"
+	for _, tc := range []struct {
+		c    telemetry.ContainerStatus
+		want string
+	}{
+		{telemetry.ContainerStatus{ID: id}, "container 3f2a9c1e5b7d"},
+		{telemetry.ContainerStatus{ID: id, Name: "shop-api-2", Image: "shop/api:1.4", Project: "shop", Service: "api", Replica: 2},
+			"container shop-api-2 (3f2a9c1e5b7d), compose shop/api #2, image shop/api:1.4"},
+	} {
+		if got := containerLine(tc.c); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+}
+
 func TestStatusTableUptime(t *testing.T) {
 	t.Parallel()
 	for d, want := range map[time.Duration]string{

@@ -67,6 +67,8 @@ const synopsis = `usage:
   pilot metric NAME=VALUE…                      set custom metrics
                                                 (these talk to a running pilot: --socket PATH,
                                                 else $PILOT_SOCKET, else /tmp/pilot.sock)
+  pilot docker-proxy --listen ADDR [--upstream unix:///PATH]
+                                                serve a read-only Docker Engine API
   pilot help [COMMAND] | COMMAND --help         this help, or a command's
 `
 
@@ -158,7 +160,8 @@ Prints pilot's version, the commit it was built from and the Go version.
 
 var commandHelp = map[string]string{"run": runHelp, "validate": validateHelp, "version": versionHelp,
 	"status": statusHelp, "health": healthHelp, "reload": reloadHelp, "maintenance": maintenanceHelp,
-	"restart": restartHelp, "reload-app": reloadAppHelp, "signal": signalHelp, "putenv": putenvHelp, "metric": metricHelp}
+	"restart": restartHelp, "reload-app": reloadAppHelp, "signal": signalHelp, "putenv": putenvHelp, "metric": metricHelp,
+	"docker-proxy": dockerProxyHelp}
 
 func versionLine() string {
 	return fmt.Sprintf("pilot %s (commit %s, %s)\n", version, commit, runtime.Version())
@@ -191,6 +194,8 @@ func run(ctx context.Context, args []string, io stdio, environ []string) int {
 		return runCommand(ctx, inv, io, environ)
 	case doControl:
 		return runControl(ctx, inv.control, io)
+	case doDockerProxy:
+		return runDockerProxy(ctx, inv.dockerProxy, io, environ)
 	}
 	return runConfig(ctx, inv.config, io, environ)
 }
@@ -205,6 +210,8 @@ const (
 	doVersion
 	doHelp
 	doControl // a client of the control socket: pilot status, reload…
+	// doDockerProxy is pilot docker-proxy: the proxy alone, no supervisor.
+	doDockerProxy
 )
 
 type invocation struct {
@@ -217,6 +224,8 @@ type invocation struct {
 	topic          string   // doHelp: a command, or "" for pilot's own help
 	// control is the command of doControl.
 	control controlCall
+	// dockerProxy is the command line of doDockerProxy.
+	dockerProxy dockerProxyCall
 }
 
 // usageError is a command line pilot cannot take. Its text is the whole
@@ -262,6 +271,8 @@ func parseArgs(args []string, env func(string) string) (invocation, error) {
 		return parseCommand(a, args[1:], env("PILOT_CONFIG"), false)
 	case isControlCommand(a):
 		return parseControl(a, args[1:], env)
+	case a == "docker-proxy":
+		return parseDockerProxy(args[1:], env)
 	case a == "--config" || a == "-config" || strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config="):
 		fs := flag.NewFlagSet("pilot", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)

@@ -6,6 +6,10 @@
 #                           prints `export DOCKER_HOST=unix://DIR/docker.sock`
 #   dockerd.sh stop DIR     stop it by the pid in DIR/pid (SIGTERM, then SIGKILL after 20 s)
 #
+# E2E_DOCKERD_ARGS, if set, is appended to dockerd's arguments (split on
+# blanks), e.g. E2E_DOCKERD_ARGS=--live-restore for a daemon whose
+# containers outlive its restart.
+#
 # Isolation, so that two runs (or a system dockerd) never collide:
 #   - socket, pidfile, data-root, exec-root (and the containerd it manages,
 #     and the container netns files) all live under DIR;
@@ -74,6 +78,7 @@ start() {
     -H "unix://$d/docker.sock" --pidfile "$d/pid" \
     --bridge=none --iptables=false --ip-forward=false --ip-masq=false \
     --default-address-pool "base=$pool,size=24" \
+    ${E2E_DOCKERD_ARGS:-} \
     </dev/null >"$d/dockerd.log" 2>&1 &
   local pid=$!
   for i in $(seq 300); do
