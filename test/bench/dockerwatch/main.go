@@ -27,19 +27,22 @@
 //     its `start` event's timeNano on the events stream, which the harness
 //     subscribed to before anything started. The rendered file is read
 //     every -file-poll (1 ms); pilot's figure is the first read that lists
-//     the new IP:8080. Each Traefik gets a request with the Host header
-//     every -http-pause (5 ms), each on its own so that one hanging does not
-//     hold the next back, given up after -http-timeout (500 ms); its figure
-//     is the send time of the first request the new container answered (the
-//     body is its hostname).
+//     the new IP:8080. Each Traefik's API (/api/http/services/api@docker)
+//     is asked every -api-poll (5 ms, one request at a time); its figure is
+//     the first answer that lists the server. The API is served by the
+//     router table the entrypoints switch to, so that is when Traefik
+//     routes to it. As a cross-check, requests with the Host header go
+//     through each Traefik's web entrypoint one at a time, -http-pause
+//     (3 ms) apart, given up after -http-timeout (250 ms): the send time of
+//     the first one the new container answered (the body is its hostname).
 //   - after a pause uniform in [gap/2, 3·gap/2), remove: the container is
 //     stopped (`docker stop`, it exits on SIGTERM at once); t0 is its `die`
-//     event. pilot's figure is the first read of the file without it (for
-//     good: no later read in the round lists it again); Traefik's is the
-//     send time of the first request of the final run of answers from
-//     another container (at least -removed-n of them: until Traefik drops
-//     the server, requests routed to it hang or fail with 502). Then the container
-//     is removed and, after another such pause, the next round begins.
+//     event. pilot's figure is the first read of the file without it, and
+//     Traefik's the first API answer without it, each for good (no later
+//     look in the round lists it again). Requests Traefik still routes to
+//     the stopped container hang or fail with 502: they are counted. Then
+//     the container is removed and, after another such pause, the next
+//     round begins.
 //
 // A figure not seen within -timeout is a miss. The output is a Markdown
 // table of n, p50, p99, min and max for each measure, the ratios of the
