@@ -64,10 +64,13 @@ jobs:
 	}
 	slices.Sort(took)
 	// The 95th percentile, not the maximum: on a shared 2-core machine a
-	// single scrape can wait for the CPU whatever pilot does.
+	// single scrape can wait for the CPU whatever pilot does. A scrape that
+	// waited for the blocked app would take most of its 2 s block; 500 ms
+	// tells the two apart with room for a loaded machine (a run beside an
+	// orphan-storm benchmark saw a p95 of 126 ms).
 	scrapes, slowest, p95 := len(took), took[len(took)-1], took[len(took)*95/100]
-	if p95 >= 100*time.Millisecond {
-		t.Errorf("/metrics p95 %v during the app's block (%d scrapes, slowest %v), want < 100ms", p95, scrapes, slowest)
+	if p95 >= 500*time.Millisecond {
+		t.Errorf("/metrics p95 %v during the app's block (%d scrapes, slowest %v), want < 500ms", p95, scrapes, slowest)
 	}
 	p.out.waitLine(t, 10*time.Second, `^unblocked`)
 	unblocked := time.Now()

@@ -88,8 +88,11 @@ func (p *Prober) checkOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, p.policy.Timeout)
 	defer cancel()
 	err := p.checker.Check(ctx)
-	if err == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	dl, _ := ctx.Deadline()
+	if err == nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || !time.Now().Before(dl)) {
 		// A checker that ignores ctx and returns nil late still failed.
+		// The clock is read too: ctx.Err is set by a timer, which a busy
+		// machine can run after the late checker has returned.
 		err = context.DeadlineExceeded
 	}
 	return err
