@@ -67,13 +67,12 @@ func exampleConfig(t *testing.T, consul, dir string) string {
 // queue_depth{queue="mail"} to depth, and telemetry registered in Consul,
 // every service ID at its default. It returns the pilot and the ID of its
 // telemetry service (Prometheus's instance label).
-func telemetryPilot(t *testing.T, consul, app string, depth int) (*pilotProc, string) {
+// telemetryPilot starts a pilot whose app listens on appPort and its
+// telemetry on metricsPort. A test starting two takes their four ports in
+// one FreePorts call: ports taken in two calls can repeat, as the first
+// pilot may not have bound its own yet.
+func telemetryPilot(t *testing.T, consul, app string, depth, appPort, metricsPort int) (*pilotProc, string) {
 	t.Helper()
-	ports, err := consulagent.FreePorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	appPort, metricsPort := ports[0], ports[1]
 	marker := filepath.Join(t.TempDir(), "unhealthy")
 	cfg := fmt.Sprintf(`consul:
   address: %s
@@ -104,8 +103,12 @@ jobs:
 func TestPrometheusDiscoversPilotsThroughConsul(t *testing.T) {
 	agent := consulagent.Shared(t)
 	app := fmt.Sprintf("promweb%d", promSerial.Add(1))
-	p1, id1 := telemetryPilot(t, agent.Addr(), app, 7)
-	_, id2 := telemetryPilot(t, agent.Addr(), app, 8)
+	ports, err := consulagent.FreePorts(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, id1 := telemetryPilot(t, agent.Addr(), app, 7, ports[0], ports[1])
+	_, id2 := telemetryPilot(t, agent.Addr(), app, 8, ports[2], ports[3])
 	instances := []string{id1, id2}
 
 	dir := t.TempDir()
