@@ -34,11 +34,11 @@ import (
 	"github.com/nodepilot/pilot/test/toolbin"
 )
 
-// traefik is the binary: $PILOT_TRAEFIK_BIN, or
+// Tool is the binary: $PILOT_TRAEFIK_BIN, or
 // ROOT/.cache/traefik/VERSION/traefik with VERSION the one pinned in
 // ROOT/test/tools/traefik/go.mod (what test/traefik.sh builds; never built
 // from here).
-var traefik = toolbin.Tool{
+var Tool = toolbin.Tool{
 	Name: "traefik", What: "traefik", EnvVar: "PILOT_TRAEFIK_BIN", Script: "traefik.sh",
 	Module: "github.com/traefik/traefik/v3",
 	Hint:   "set PILOT_TRAEFIK_BIN or run `bash test/traefik.sh` (builds the pinned Traefik once, ~7–15 min on 2 cores)",
@@ -81,7 +81,7 @@ type Proxy struct {
 // Start finds the binary, writes the static configuration, starts Traefik
 // and waits until its ping answers (at most 30 s). The caller must Stop it.
 func Start(o Options) (*Proxy, error) {
-	bin, err := traefik.Path()
+	bin, err := Tool.Path()
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ func StartT(tb testing.TB, o Options) *Proxy {
 		o.Dir = tb.TempDir()
 	}
 	p, err := Start(o)
-	traefik.Require(tb, err)
+	Tool.Require(tb, err)
 	tb.Cleanup(func() {
 		p.Stop()
 		if tb.Failed() {

@@ -11,14 +11,14 @@ import (
 
 // The version comes from the tool module's go.mod, as test/traefik.sh reads it.
 func TestPinnedVersion(t *testing.T) {
-	v, err := traefik.Version()
+	v, err := Tool.Version()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(v, "v3.") {
 		t.Errorf("pinned version %q, want v3.x", v)
 	}
-	missing := traefik
+	missing := Tool
 	missing.Name = "no-such-tool" // test/tools/no-such-tool/go.mod does not exist
 	if _, err := missing.Version(); err == nil {
 		t.Error("no error for a missing go.mod")
@@ -29,11 +29,11 @@ func TestPinnedVersion(t *testing.T) {
 // a cache without the binary.
 func TestBinaryUnavailable(t *testing.T) {
 	t.Setenv("PILOT_TRAEFIK_BIN", filepath.Join(t.TempDir(), "nope"))
-	if _, err := traefik.Path(); !toolbin.Unavailable(err) {
+	if _, err := Tool.Path(); !toolbin.Unavailable(err) {
 		t.Errorf("bad PILOT_TRAEFIK_BIN: %v, want unavailable", err)
 	}
 	t.Setenv("PILOT_TRAEFIK_BIN", "")
-	p, err := traefik.Path()
+	p, err := Tool.Path()
 	switch {
 	case err == nil:
 		t.Logf("built: %s", p)

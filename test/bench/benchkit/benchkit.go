@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -167,4 +168,37 @@ func WriteResults(dir, name string, raw any) {
 	if err := os.MkdirAll(dir, 0o755); err == nil && os.WriteFile(p, append(b, '\n'), 0o644) == nil {
 		fmt.Fprintf(os.Stderr, "raw samples: %s\n", p)
 	}
+}
+
+// BusyMeter is the machine's CPU use from /proc/stat between two reads,
+// to tell readers of a result how busy the shared machine was.
+type BusyMeter struct{ idle, total uint64 }
+
+// StartBusy begins a measure.
+func StartBusy() BusyMeter { idle, total := cpuTimes(); return BusyMeter{idle, total} }
+
+// Busy is the percentage of all CPUs' time not idle since StartBusy.
+func (m BusyMeter) Busy() float64 {
+	idle, total := cpuTimes()
+	if total <= m.total {
+		return 0
+	}
+	return 100 * (1 - float64(idle-m.idle)/float64(total-m.total))
+}
+
+func cpuTimes() (idle, total uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		var v uint64
+		fmt.Sscan(f, &v)
+		total += v
+		if i == 3 || i == 4 { // idle, iowait
+			idle += v
+		}
+	}
+	return idle, total
 }

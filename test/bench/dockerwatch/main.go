@@ -70,13 +70,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/nodepilot/pilot/test/bench/benchkit"
 	"github.com/nodepilot/pilot/test/consulagent"
 	"github.com/nodepilot/pilot/test/toolbin"
+	"github.com/nodepilot/pilot/test/traefikproc"
 )
 
 const targetAddP50 = 100 * time.Millisecond
@@ -146,7 +146,7 @@ func run() int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	traefikBin, err := traefikTool.Path()
+	traefikBin, err := traefikproc.Tool.Path()
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -310,7 +310,7 @@ watches:
 			return g, true
 		}
 	}
-	busy := startBusy()
+	busy := benchkit.StartBusy()
 	var rounds []*round
 	for i := -1; i < *n; i++ {
 		r := &round{}
@@ -388,7 +388,7 @@ watches:
 		}
 	}
 	end := time.Now()
-	machineBusy := busy.busy()
+	machineBusy := busy.Busy()
 	time.Sleep(*httpTimeout + 100*time.Millisecond) // every request sent before end has its answer
 	stopProbes()
 
@@ -517,34 +517,3 @@ func cmpOr(s, def string) string {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// busyMeter is the machine's CPU use from /proc/stat between two reads.
-type busyMeter struct{ idle, total uint64 }
-
-func startBusy() busyMeter { idle, total := cpuTimes(); return busyMeter{idle, total} }
-
-// busy is the percentage of all CPUs' time not idle since startBusy.
-func (m busyMeter) busy() float64 {
-	idle, total := cpuTimes()
-	if total <= m.total {
-		return 0
-	}
-	return 100 * (1 - float64(idle-m.idle)/float64(total-m.total))
-}
-
-func cpuTimes() (idle, total uint64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	for i, f := range strings.Fields(line)[1:] {
-		var v uint64
-		fmt.Sscan(f, &v)
-		total += v
-		if i == 3 || i == 4 { // idle, iowait
-			idle += v
-		}
-	}
-	return idle, total
-}

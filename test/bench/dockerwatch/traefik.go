@@ -12,16 +12,8 @@ import (
 	"time"
 
 	"github.com/nodepilot/pilot/test/consulagent"
-	"github.com/nodepilot/pilot/test/toolbin"
+	"github.com/nodepilot/pilot/test/traefikproc"
 )
-
-// traefikTool is the pinned Traefik that test/traefik.sh builds (never
-// built from here: the first build takes many minutes).
-var traefikTool = toolbin.Tool{
-	Name: "traefik", What: "traefik", EnvVar: "PILOT_TRAEFIK_BIN", Script: "traefik.sh",
-	Module: "github.com/traefik/traefik/v3",
-	Hint:   "set PILOT_TRAEFIK_BIN or run `bash test/traefik.sh` (builds the pinned Traefik once, ~7–15 min on 2 cores)",
-}
 
 // traefikProc is one running Traefik with its Docker provider.
 type traefikProc struct {
@@ -134,7 +126,7 @@ func (t *traefikProc) logTail() string {
 // traefikVersion is the version pinned for test/traefik.sh's build, and
 // what the binary says of itself (a module build says "dev").
 func traefikVersion(bin string) string {
-	pinned, err := traefikTool.Version()
+	pinned, err := traefikproc.Tool.Version()
 	if err != nil {
 		pinned = "?"
 	}

@@ -250,7 +250,7 @@ watches:
 	}
 
 	kinds := []string{"register", "critical", "passing", "deregister"}
-	cpu := startBusy()
+	cpu := benchkit.StartBusy()
 	var trials []*trial
 	var flipped *inst
 	for i := -len(kinds); i < *n; i++ { // i < 0: one warm-up cycle, not recorded
@@ -306,7 +306,7 @@ watches:
 	}
 	time.Sleep(100 * time.Millisecond) // let the observer catch up
 	cancel()
-	busy := cpu.busy()
+	busy := cpu.Busy()
 
 	// Pilot's own view, from its JSON log: when its watcher's blocking query
 	// returned with the change. slog stamps whole milliseconds (truncated).
@@ -674,35 +674,4 @@ func fsTypeOf(dir string) string {
 		}
 	}
 	return typ
-}
-
-// busyMeter is the machine's CPU use from /proc/stat between two reads.
-type busyMeter struct{ idle, total uint64 }
-
-func startBusy() busyMeter { idle, total := cpuTimes(); return busyMeter{idle, total} }
-
-// busy is the percentage of all CPUs' time not idle since startBusy.
-func (m busyMeter) busy() float64 {
-	idle, total := cpuTimes()
-	if total <= m.total {
-		return 0
-	}
-	return 100 * (1 - float64(idle-m.idle)/float64(total-m.total))
-}
-
-func cpuTimes() (idle, total uint64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	for i, f := range strings.Fields(line)[1:] {
-		var v uint64
-		fmt.Sscan(f, &v)
-		total += v
-		if i == 3 || i == 4 { // idle, iowait
-			idle += v
-		}
-	}
-	return idle, total
 }
