@@ -1,6 +1,7 @@
 package pilot
 
 import (
+	"maps"
 	"strings"
 
 	"github.com/nodepilot/pilot/discovery/container"
@@ -34,14 +35,8 @@ func withIdentityMeta(meta map[string]string, id container.Identity) map[string]
 	if len(add) == 0 {
 		return meta
 	}
-	out := make(map[string]string, len(meta)+len(add))
-	for k, v := range add {
-		out[k] = v
-	}
-	for k, v := range meta {
-		out[k] = v
-	}
-	return out
+	maps.Copy(add, meta)
+	return add
 }
 
 // containerStatus is the identity as /status shows it; nil outside a

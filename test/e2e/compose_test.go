@@ -80,30 +80,8 @@ type stack struct {
 
 func upStack(t *testing.T) *stack {
 	root := engine.root
-	tphase := func(name string, f func() error) {
-		t.Helper()
-		if err := phase(name, f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, s := range []struct{ kind, tag string }{
-		{"consul", consulStandin}, {"traefik", traefikStandin},
-		{"prometheus", prometheusStandin}, {"nginx", nginxStandin},
-	} {
-		tphase("stand-in "+s.tag, func() error {
-			_, err := runIn(root, 5*time.Minute, "bash", "test/e2e/standins.sh", s.kind, s.tag)
-			return err
-		})
-	}
-	tphase("build pilot-nginx-front (examples/nginx-front/Dockerfile)", func() error {
-		_, err := runIn(root, 15*time.Minute, dockerCLI, append([]string{"build", "--network", "host",
-			"-f", "examples/nginx-front/Dockerfile", "--build-arg", "NGINX_IMAGE=" + nginxStandin,
-			"-t", "pilot-nginx-front"}, pilotBuildArgs()...)...)
-		return err
-	})
-	// the app image the suite already built, under the name compose expects
-	docker(t, "tag", exampleImg, "pilot-example")
-
+	tphase := testPhase(t)
+	composeImages(t, "consul", "traefik", "prometheus")
 	env := append(os.Environ(),
 		"CONSUL_IMAGE="+consulStandin, "TRAEFIK_IMAGE="+traefikStandin,
 		"PROMETHEUS_IMAGE="+prometheusStandin, "NGINX_IMAGE="+nginxStandin,
@@ -664,4 +642,40 @@ func runEnv(dir string, env []string, timeout time.Duration, name string, args .
 		return strings.TrimSpace(out.String()), fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, tail)
 	}
 	return strings.TrimSpace(out.String()), nil
+}
+
+// testPhase is phase, failing t on error.
+func testPhase(t *testing.T) func(name string, f func() error) {
+	return func(name string, f func() error) {
+		t.Helper()
+		if err := phase(name, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var standinTags = map[string]string{"consul": consulStandin, "traefik": traefikStandin,
+	"prometheus": prometheusStandin, "nginx": nginxStandin}
+
+// composeImages readies what the compose files name: the stand-ins of
+// kinds (nginx's always, for the front), the nginx front built from its
+// Dockerfile, and the example image under the name compose expects.
+func composeImages(t *testing.T, kinds ...string) {
+	t.Helper()
+	tphase := testPhase(t)
+	for _, kind := range append(kinds, "nginx") {
+		tag := standinTags[kind]
+		tphase("stand-in "+tag, func() error {
+			_, err := runIn(engine.root, 5*time.Minute, "bash", "test/e2e/standins.sh", kind, tag)
+			return err
+		})
+	}
+	tphase("build pilot-nginx-front (examples/nginx-front/Dockerfile)", func() error {
+		_, err := runIn(engine.root, 15*time.Minute, dockerCLI, append([]string{"build", "--network", "host",
+			"-f", "examples/nginx-front/Dockerfile", "--build-arg", "NGINX_IMAGE=" + nginxStandin,
+			"-t", "pilot-nginx-front"}, pilotBuildArgs()...)...)
+		return err
+	})
+	// the app image the suite already built, under the name compose expects
+	docker(t, "tag", exampleImg, "pilot-example")
 }

@@ -27,25 +27,8 @@ const discoveryProject = "pilotdisc"
 func TestDockerDiscoveryStack(t *testing.T) {
 	needEngine(t)
 	root := engine.root
-	tphase := func(name string, f func() error) {
-		t.Helper()
-		if err := phase(name, f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, s := range []struct{ kind, tag string }{{"nginx", nginxStandin}} {
-		tphase("stand-in "+s.tag, func() error {
-			_, err := runIn(root, 5*time.Minute, "bash", "test/e2e/standins.sh", s.kind, s.tag)
-			return err
-		})
-	}
-	tphase("build pilot-nginx-front (examples/nginx-front/Dockerfile)", func() error {
-		_, err := runIn(root, 15*time.Minute, dockerCLI, append([]string{"build", "--network", "host",
-			"-f", "examples/nginx-front/Dockerfile", "--build-arg", "NGINX_IMAGE=" + nginxStandin,
-			"-t", "pilot-nginx-front"}, pilotBuildArgs()...)...)
-		return err
-	})
-	docker(t, "tag", exampleImg, "pilot-example")
+	tphase := testPhase(t)
+	composeImages(t)
 
 	env := append(os.Environ(), "NGINX_IMAGE="+nginxStandin, "NODE_IMAGE="+nodeStandin, "GO_IMAGE="+goStandin,
 		"DOCKER_SOCK="+filepath.Join(engine.dir, "docker.sock"))
