@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -32,9 +33,9 @@ import (
 	"github.com/nodepilot/pilot/test/toolbin"
 )
 
-// consul is the agent's binary: $PILOT_CONSUL_BIN, or what
+// Consul is the agent's binary: $PILOT_CONSUL_BIN, or what
 // `bash test/consul.sh` prints.
-var consul = toolbin.Tool{Name: "consul", What: "consul agent", EnvVar: "PILOT_CONSUL_BIN", Script: "consul.sh"}
+var Consul = toolbin.Tool{Name: "consul", What: "consul agent", EnvVar: "PILOT_CONSUL_BIN", Script: "consul.sh"}
 
 // Agent is one `consul agent -dev` on loopback. Its methods are safe for
 // concurrent use.
@@ -54,7 +55,7 @@ type Agent struct {
 // has a leader (at most 60 s). The caller must Stop it. On failure the error
 // carries the agent's log tail.
 func Start() (*Agent, error) {
-	bin, err := consul.Path()
+	bin, err := Consul.Path()
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +88,7 @@ func New(bin string) (*Agent, error) {
 func StartT(tb testing.TB) *Agent {
 	tb.Helper()
 	a, err := Start()
-	consul.Require(tb, err)
+	Consul.Require(tb, err)
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			tb.Logf("consul agent log (tail):\n%s", Tail(a.Logs(), 4000))
@@ -110,7 +111,7 @@ var (
 func Shared(tb testing.TB) *Agent {
 	tb.Helper()
 	sharedOne.Do(func() { shared, sharedErr = Start() })
-	consul.Require(tb, sharedErr)
+	Consul.Require(tb, sharedErr)
 	if !shared.Running() {
 		if err := shared.Up(); err != nil {
 			tb.Fatalf("restarting the agent an earlier test left down: %v", err)
@@ -126,9 +127,15 @@ func StopShared() {
 	}
 }
 
-// FreePorts returns n distinct loopback ports free for both TCP and UDP
-// (serf uses both).
-func FreePorts(n int) ([]int, error) {
+// FreePorts returns n distinct ports of 127.0.0.1 free for both TCP and
+// UDP (serf uses both).
+func FreePorts(n int) ([]int, error) { return FreePortsOn("127.0.0.1", n) }
+
+// FreePortsOn returns n distinct ports of the address ip (a loopback alias
+// such as 127.0.0.3: each has ports of its own) free for both TCP and UDP.
+// They are free when it returns; a process that binds one later may still
+// lose a race for it.
+func FreePortsOn(ip string, n int) ([]int, error) {
 	var ports []int
 	var closers []io.Closer
 	defer func() {
@@ -137,13 +144,13 @@ func FreePorts(n int) ([]int, error) {
 		}
 	}()
 	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {
 			return nil, err
 		}
 		closers = append(closers, l)
 		p := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(p)))
 		if err != nil {
 			continue // UDP side taken; try another
 		}
