@@ -588,8 +588,9 @@ func (cp *clusterPilot) throughElection(t *testing.T, killed time.Time) {
 // RELIABILITY E31 on a cluster: the client agent a pilot uses is killed
 // (-9) and started again with an empty data dir. pilot re-registers with
 // it within two heartbeats of its API answering again, and the catalog
-// keeps the instance: the fresh agent's first full sync, which deletes
-// from the catalog whatever the agent does not hold, finds it held.
+// holds the instance for good within two heartbeats plus 1 s — after the
+// fresh agent's first full sync, which deletes from the catalog whatever
+// the agent does not hold, so only a re-registration keeps it there.
 func TestConsulClusterClientAgentWiped(t *testing.T) {
 	c := consulcluster.StartT(t, consulcluster.Options{})
 	a, b := c.Clients[0], c.Clients[1]
