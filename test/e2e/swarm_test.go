@@ -79,8 +79,8 @@ func (k swarmTask) url() string { return "http://" + k.ip + ":3000" }
 
 // swarmInit makes the suite's daemon a one-node Swarm until the test ends.
 // Its manager port and VXLAN port are free ones: the defaults (2377, 4789)
-// are host-wide, as is docker_gwbridge, which leaving removes too. Only the
-// gossip port, 7946, cannot be moved.
+// are host-wide, as is the name of the docker_gwbridge bridge, removed at
+// the end. Only the gossip port, 7946, cannot be moved.
 func swarmInit(t *testing.T) {
 	t.Helper()
 	// a run that died before its cleanup leaves the data root in a Swarm
@@ -213,7 +213,7 @@ func deploySwarmStack(t *testing.T) *swarm {
 	})
 
 	var raft []raftServer
-	tphase("3 Consul servers in one cluster with a leader; the agent joined", func() error {
+	tphase("Consul: 3 voters, a leader, the agent joined", func() error {
 		return waitFor(2*time.Minute, func() (bool, string) {
 			var err error
 			raft, err = s.raftServers()
@@ -281,6 +281,7 @@ func deploySwarmStack(t *testing.T) *swarm {
 			for _, k := range tasks {
 				want = append(want, "http://"+k.ip+":9090/metrics")
 			}
+			sort.Strings(want)
 			return slices.Equal(up, want), fmt.Sprintf("targets up with job=web %v, want %v (all: %+v)", up, want, r.Data.ActiveTargets)
 		})
 	})
@@ -681,7 +682,7 @@ func (s *swarm) killedServer(t *testing.T) {
 	docker(t, "kill", victim)
 	killed := time.Now()
 	var after []raftServer
-	err = phase("3 Consul voters and a leader again, without the killed server", func() error {
+	err = phase("Consul: 3 voters and a leader again, the killed one gone", func() error {
 		return waitFor(2*time.Minute, func() (bool, string) {
 			var err error
 			if after, err = s.raftServers(); err != nil {
