@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"maps"
 	"net"
@@ -140,6 +141,35 @@ type WatchSpec struct {
 type ConsulQuery struct {
 	Tag        string // only instances carrying this tag; "" for all
 	Datacenter string // "" for the agent's own
+	// Consistency is the read mode of the watch's queries; "" is
+	// ConsistencyStale.
+	Consistency Consistency
+}
+
+// Consistency is a Consul read mode, named as Consul names it.
+type Consistency string
+
+const (
+	// ConsistencyStale lets any server answer from its own copy of the
+	// state, so reads spread over the followers and go on without a
+	// leader. A Watcher bounds how far behind that copy may be (see
+	// consul.WatcherOptions.MaxStale).
+	ConsistencyStale Consistency = "stale"
+	// ConsistencyDefault has the leader answer from its state, without
+	// first checking that it still leads.
+	ConsistencyDefault Consistency = "default"
+	// ConsistencyConsistent has the leader confirm with a quorum that it
+	// still leads before each answer.
+	ConsistencyConsistent Consistency = "consistent"
+)
+
+// Valid reports whether c is "" or one of the three modes.
+func (c Consistency) Valid() bool {
+	switch c {
+	case "", ConsistencyStale, ConsistencyDefault, ConsistencyConsistent:
+		return true
+	}
+	return false
 }
 
 // DockerQuery says which containers are instances of a Docker watch and
@@ -162,6 +192,9 @@ type DockerQuery struct {
 func (w WatchSpec) Validate() error {
 	if w.Service == "" {
 		return errors.New("watch: service is empty")
+	}
+	if !w.Consul.Consistency.Valid() {
+		return fmt.Errorf("watch %s: consistency %q is not stale, default or consistent", w.Service, w.Consul.Consistency)
 	}
 	return nil
 }

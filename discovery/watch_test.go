@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -126,7 +127,13 @@ func TestWatchSpecValidate(t *testing.T) {
 	if err := (WatchSpec{}).Validate(); err == nil {
 		t.Fatal("empty service accepted")
 	}
-	if err := (WatchSpec{Service: "web"}).Validate(); err != nil {
-		t.Fatal(err)
+	for _, c := range []Consistency{"", ConsistencyStale, ConsistencyDefault, ConsistencyConsistent} {
+		if err := (WatchSpec{Service: "web", Consul: ConsulQuery{Consistency: c}}).Validate(); err != nil {
+			t.Fatalf("consistency %q: %v", c, err)
+		}
+	}
+	err := (WatchSpec{Service: "web", Consul: ConsulQuery{Consistency: "strong"}}).Validate()
+	if err == nil || !strings.Contains(err.Error(), `"strong"`) {
+		t.Fatalf("consistency strong: %v, want an error naming it", err)
 	}
 }

@@ -51,8 +51,12 @@
 // request has been answered.
 //
 // Watcher implements discovery.Watcher with blocking queries on
-// /v1/health/service/NAME (tag, passing-only, datacenter; AllowStale unless
-// Consistent). Each Watch call is one loop on the caller's goroutine, which
+// /v1/health/service/NAME (tag, passing-only, datacenter, and the spec's
+// consistency: stale unless it says default or consistent). A stale answer
+// from a server that had not heard from the leader for MaxStale (2 s) is
+// dropped and asked again of the leader (default mode), as consul-template
+// does with max_stale: stale reads spread the load over the followers, but
+// never serve a partitioned follower's old view. Each Watch call is one loop on the caller's goroutine, which
 // also runs the publish callback; one Watcher serves any number of them.
 // Index handling follows Consul's blocking-query rules: an index that did
 // not move is "no change" whatever the body; one that went backwards resets

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ const (
 	DefaultQuietInterval   = 250 * time.Millisecond
 	DefaultWatchMinBackoff = 50 * time.Millisecond
 	DefaultWatchMaxBackoff = 5 * time.Second
+	DefaultMaxStale        = 2 * time.Second
 )
 
 // WatcherOptions tunes a Watcher; zero fields take the defaults.
@@ -38,11 +40,12 @@ type WatcherOptions struct {
 	// MinBackoff and MaxBackoff bound the exponential retry delay after a
 	// failed request (up to 20% jitter below). Default 50 ms and 5 s.
 	MinBackoff, MaxBackoff time.Duration
-	// Consistent makes the servers' leader answer every query (Consul's
-	// "consistent" mode). By default any server may answer (AllowStale):
-	// discovery tolerates a follower a few ms behind, and the leader is
-	// spared one blocking query per watch per pilot.
-	Consistent bool
+	// MaxStale bounds a stale read: when the server that answered had
+	// last heard from the leader longer ago than this (a follower cut off
+	// from it, or a cluster without a leader), the answer is dropped and
+	// the query asked again in default mode, where the leader answers.
+	// Default 2 s, consul-template's max_stale.
+	MaxStale time.Duration
 }
 
 func (o WatcherOptions) withDefaults() WatcherOptions {
@@ -60,6 +63,9 @@ func (o WatcherOptions) withDefaults() WatcherOptions {
 		o.MaxBackoff = DefaultWatchMaxBackoff
 	}
 	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
+	if o.MaxStale <= 0 {
+		o.MaxStale = DefaultMaxStale
+	}
 	return o
 }
 
@@ -93,7 +99,8 @@ func (w *Watcher) Watch(ctx context.Context, spec discovery.WatchSpec, publish f
 	if publish == nil {
 		return errors.New("consul: watch: nil publish func")
 	}
-	log := w.log.With("service", spec.Service, "tag", spec.Consul.Tag, "dc", spec.Consul.Datacenter, "passing_only", spec.PassingOnly)
+	mode := cmp.Or(spec.Consul.Consistency, discovery.ConsistencyStale)
+	log := w.log.With("service", spec.Service, "tag", spec.Consul.Tag, "dc", spec.Consul.Datacenter, "passing_only", spec.PassingOnly, "consistency", mode)
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -120,7 +127,13 @@ func (w *Watcher) Watch(ctx context.Context, spec discovery.WatchSpec, publish f
 	)
 	for ctx.Err() == nil {
 		start := time.Now()
-		snap, newIndex, err := w.fetch(ctx, spec, index)
+		snap, newIndex, lastContact, err := w.fetch(ctx, spec, mode, index)
+		if err == nil && mode == discovery.ConsistencyStale && lastContact > w.opts.MaxStale {
+			// Too far behind the leader to trust: ask the leader instead,
+			// on the same index, so a change already made is seen at once.
+			log.Debug("consul: stale answer too old; asking the leader", "last_contact", lastContact, "max_stale", w.opts.MaxStale)
+			snap, newIndex, _, err = w.fetch(ctx, spec, discovery.ConsistencyDefault, index)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -182,25 +195,27 @@ func (w *Watcher) Watch(ctx context.Context, spec discovery.WatchSpec, publish f
 	return nil
 }
 
-// fetch runs one (blocking, unless index is 0) health query.
-func (w *Watcher) fetch(ctx context.Context, spec discovery.WatchSpec, index uint64) (discovery.Snapshot, uint64, error) {
+// fetch runs one (blocking, unless index is 0) health query in mode and
+// returns the instances, the index, and how long before answering the
+// server had last heard from the leader (0 when the leader answered).
+func (w *Watcher) fetch(ctx context.Context, spec discovery.WatchSpec, mode discovery.Consistency, index uint64) (discovery.Snapshot, uint64, time.Duration, error) {
 	// The agent holds the request up to WaitTime + WaitTime/16; allow for
 	// that and a slow answer, so a hung agent is noticed.
 	rctx, cancel := context.WithTimeout(ctx, w.opts.WaitTime+w.opts.WaitTime/16+10*time.Second)
 	defer cancel()
 	q := (&api.QueryOptions{
 		Datacenter:        spec.Consul.Datacenter,
-		AllowStale:        !w.opts.Consistent,
-		RequireConsistent: w.opts.Consistent,
+		AllowStale:        mode == discovery.ConsistencyStale,
+		RequireConsistent: mode == discovery.ConsistencyConsistent,
 		WaitIndex:         index,
 		WaitTime:          w.opts.WaitTime,
 	}).WithContext(rctx)
 	entries, meta, err := w.c.api.Health().Service(spec.Service, spec.Consul.Tag, spec.PassingOnly, q)
 	if err := w.c.done(OpHealth, "watch "+spec.Service, err); err != nil {
-		return discovery.Snapshot{}, 0, err
+		return discovery.Snapshot{}, 0, 0, err
 	}
 	if meta == nil {
-		return discovery.Snapshot{}, 0, errors.New("consul watch " + spec.Service + ": no query metadata")
+		return discovery.Snapshot{}, 0, 0, errors.New("consul watch " + spec.Service + ": no query metadata")
 	}
 	ins := make([]discovery.Instance, 0, len(entries))
 	for _, e := range entries {
@@ -223,7 +238,7 @@ func (w *Watcher) fetch(ctx context.Context, spec discovery.WatchSpec, index uin
 		}
 		ins = append(ins, in)
 	}
-	return discovery.NewSnapshot(spec.Service, ins), meta.LastIndex, nil
+	return discovery.NewSnapshot(spec.Service, ins), meta.LastIndex, meta.LastContact, nil
 }
 
 // status aggregates an instance's checks (node and service) to the worst;

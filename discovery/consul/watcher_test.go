@@ -149,17 +149,19 @@ func TestWatchValidates(t *testing.T) {
 // --- Against a scripted fake agent: index handling and failure paths. ---
 
 type fakeAnswer struct {
-	code  int
-	index uint64
-	ids   []string
+	code        int
+	index       uint64
+	ids         []string
+	lastContact time.Duration // X-Consul-LastContact
 }
 
 // fakeAgent answers /v1/health/service/* from script(n) for request n
-// (0-based) and records each request's ?index.
+// (0-based) and records each request's ?index and read mode.
 type fakeAgent struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	seen   []string // the index parameter of each request ("" when absent)
+	modes  []string // stale, consistent or default: the mode each request asked for
 	script func(n int) fakeAnswer
 }
 
@@ -169,6 +171,13 @@ func newFakeAgent(t *testing.T, script func(n int) fakeAnswer) *fakeAgent {
 		f.mu.Lock()
 		n := len(f.seen)
 		f.seen = append(f.seen, r.URL.Query().Get("index"))
+		mode := "default"
+		for _, m := range []string{"stale", "consistent"} {
+			if r.URL.Query().Has(m) {
+				mode = m
+			}
+		}
+		f.modes = append(f.modes, mode)
 		f.mu.Unlock()
 		a := f.script(n)
 		if a.code != 0 && a.code != 200 {
@@ -185,6 +194,7 @@ func newFakeAgent(t *testing.T, script func(n int) fakeAnswer) *fakeAgent {
 		}
 		b.WriteString("]")
 		w.Header().Set("X-Consul-Index", strconv.FormatUint(a.index, 10))
+		w.Header().Set("X-Consul-LastContact", strconv.FormatInt(a.lastContact.Milliseconds(), 10))
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(b.String()))
 	}))
@@ -196,6 +206,12 @@ func (f *fakeAgent) indexes() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.seen)
+}
+
+func (f *fakeAgent) readModes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.modes)
 }
 
 func (f *fakeAgent) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
@@ -502,5 +518,52 @@ func TestWatchAgentKilledAndRestarted(t *testing.T) {
 	t.Logf("register after restart → publish latency: %v", p.at.Sub(start))
 	if got := ids(p.snap); !slices.Equal(got, []string{name + "-b"}) {
 		t.Fatalf("after restart: %v", got)
+	}
+}
+
+// Each consistency asks for its own read mode; "" asks for stale.
+func TestWatchConsistencyModes(t *testing.T) {
+	for _, c := range []struct {
+		consistency discovery.Consistency
+		want        string
+	}{{"", "stale"}, {discovery.ConsistencyStale, "stale"}, {discovery.ConsistencyDefault, "default"}, {discovery.ConsistencyConsistent, "consistent"}} {
+		f := newFakeAgent(t, func(int) fakeAnswer { return fakeAnswer{index: 7, ids: []string{"a"}} })
+		r := startWatch(t, f.addr(), WatcherOptions{}, discovery.WatchSpec{Service: "web", Consul: discovery.ConsulQuery{Consistency: c.consistency}})
+		r.waitPub(1, 2*time.Second, "initial snapshot")
+		if got := f.readModes(); got[0] != c.want {
+			t.Errorf("consistency %q asked %v, want %s", c.consistency, got, c.want)
+		}
+	}
+}
+
+// A stale answer from a server that lost the leader for longer than
+// MaxStale is not published: the same query goes to the leader at once,
+// on the same index, and its answer is the one published.
+func TestWatchStaleTooOldAsksLeader(t *testing.T) {
+	f := newFakeAgent(t, func(n int) fakeAnswer {
+		switch n {
+		case 0:
+			return fakeAnswer{index: 10, ids: []string{"a"}}
+		case 1: // a follower cut off from the leader for 5 s, with an old view
+			time.Sleep(20 * time.Millisecond)
+			return fakeAnswer{index: 11, ids: []string{"a", "old"}, lastContact: 5 * time.Second}
+		case 2: // the leader
+			return fakeAnswer{index: 12, ids: []string{"a", "b"}}
+		default:
+			time.Sleep(50 * time.Millisecond)
+			return fakeAnswer{index: 12, ids: []string{"a", "b"}}
+		}
+	})
+	r := startWatch(t, f.addr(), WatcherOptions{QuietInterval: 10 * time.Millisecond}, discovery.WatchSpec{Service: "web"})
+	p := r.waitPub(2, 2*time.Second, "the leader's answer")
+	if got := ids(p.snap); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("second snapshot %v, want the leader's [a b] (the stale [a old] must not be published)", got)
+	}
+	waitFor(t, 2*time.Second, "4 requests", func() bool { return len(f.indexes()) >= 4 })
+	if got, want := f.readModes()[:4], []string{"stale", "stale", "default", "stale"}; !slices.Equal(got, want) {
+		t.Fatalf("read modes %v, want %v (back to stale after the leader answered)", got, want)
+	}
+	if got, want := f.indexes()[1:3], []string{"10", "10"}; !slices.Equal(got, want) {
+		t.Fatalf("indexes of the stale query and its retry %v, want %v", got, want)
 	}
 }

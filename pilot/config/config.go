@@ -83,6 +83,8 @@ type Watch struct {
 	// Tag and Datacenter narrow a Consul watch.
 	Tag        string `mapstructure:"tag"`
 	Datacenter string `mapstructure:"dc"`
+	// Consistency is a Consul watch's read mode; "" means stale.
+	Consistency Consistency `mapstructure:"consistency"`
 	// Docker narrows a Docker watch and says how to reach its containers.
 	Docker *DockerWatch `mapstructure:"docker"`
 	// PassingOnly keeps only instances whose checks pass; nil means true.

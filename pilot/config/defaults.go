@@ -241,6 +241,9 @@ func (w Watch) withDefaults() Watch {
 	}
 	out.PassingOnly = &passing
 	out.Discovery = cmp.Or(w.Discovery, DiscoveryConsul)
+	if out.Discovery == DiscoveryConsul {
+		out.Consistency = cmp.Or(w.Consistency, ConsistencyStale)
+	}
 	if w.Docker != nil {
 		d := *w.Docker
 		d.Labels = maps.Clone(d.Labels)

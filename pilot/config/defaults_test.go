@@ -141,3 +141,15 @@ func TestRunTargetTimeoutDefault(t *testing.T) {
 		t.Error("WithDefaults modified its input")
 	}
 }
+
+// A Consul watch reads stale unless it says otherwise; a Docker watch has
+// no read mode.
+func TestWatchConsistencyDefault(t *testing.T) {
+	c := Config{Watches: []Watch{{Service: "a"}, {Service: "b", Consistency: ConsistencyConsistent}, {Service: "c", Discovery: DiscoveryDocker}}}
+	d := c.WithDefaults()
+	for i, want := range []Consistency{ConsistencyStale, ConsistencyConsistent, ""} {
+		if got := d.Watches[i].Consistency; got != want {
+			t.Errorf("watches[%d].consistency = %q, want %q", i, got, want)
+		}
+	}
+}

@@ -271,7 +271,7 @@ func TestTypedValues(t *testing.T) {
     maxMemory: lots
     after: [{job: a, state: done}, {job: a, state: true}]
     health: {onUnhealthy: reboot}
-watches: [{discovery: swarm, onChange: {render: {format: haproxy}}}]
+watches: [{discovery: swarm, consistency: strong, onChange: {render: {format: haproxy}}}]
 metrics: [{type: summary}]
 `
 	_, err := decodeOnly([]byte(doc), "yaml", noEnv)
@@ -285,6 +285,7 @@ metrics: [{type: summary}]
 		`jobs[0].restart.policy: "sometimes" must be one of never, on-failure, always`,
 		`jobs[0].stopSignal: unknown signal "15"`,
 		`metrics[0].type: "summary" must be one of counter, gauge, histogram`,
+		`watches[0].consistency: "strong" must be one of stale, default, consistent`,
 		`watches[0].discovery: "swarm" must be one of consul, docker`,
 		`watches[0].onChange.render.format: "haproxy" must be one of nginx, traefik`,
 	)

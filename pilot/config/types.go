@@ -170,6 +170,24 @@ func (d *Discovery) UnmarshalText(text []byte) error {
 	return parseName(d, text, DiscoveryConsul, DiscoveryDocker)
 }
 
+// Consistency is the read mode of a Consul watch's queries, named as
+// Consul names them: stale (any server answers; pilot asks the leader
+// instead when that server had not heard from it for 2 s), default (the
+// leader answers), consistent (the leader confirms its leadership with a
+// quorum first). "" means stale.
+type Consistency string
+
+const (
+	ConsistencyStale      Consistency = "stale"
+	ConsistencyDefault    Consistency = "default"
+	ConsistencyConsistent Consistency = "consistent"
+)
+
+// UnmarshalText reads stale, default or consistent.
+func (c *Consistency) UnmarshalText(text []byte) error {
+	return parseName(c, text, ConsistencyStale, ConsistencyDefault, ConsistencyConsistent)
+}
+
 // Instances is the number of copies of a cluster job: N, or Auto for as
 // many as the CPUs the container may use (jobs/cpus), counted when pilot
 // starts the job. The zero value means not set. It is decoded from an

@@ -32,6 +32,9 @@ func (c *Config) validateWatches(p *problems) {
 			if w.Datacenter != "" {
 				p.add(path+".dc", "goes with discovery: consul")
 			}
+			if w.Consistency != "" {
+				p.add(path+".consistency", "goes with discovery: consul")
+			}
 			if d := w.Docker; d != nil {
 				if d.Port < 0 || d.Port > 65535 {
 					p.add(path+".docker.port", "%d out of range 1..65535 (leave it out for the container's only exposed port)", d.Port)

@@ -54,8 +54,9 @@ func TestValidateWatches(t *testing.T) {
 		{"docker without consul", nil, []Watch{{Service: "web", Discovery: DiscoveryDocker,
 			Docker:   &DockerWatch{Project: "shop", Labels: map[string]string{"tier": "api"}, Network: "shop_default", Port: 3000},
 			OnChange: OnChange{Run: "sync"}}}, nil},
-		{"docker with consul's keys", consul, []Watch{{Service: "web", Discovery: DiscoveryDocker, Tag: "v1", Datacenter: "dc2",
+		{"docker with consul's keys", consul, []Watch{{Service: "web", Discovery: DiscoveryDocker, Tag: "v1", Datacenter: "dc2", Consistency: ConsistencyDefault,
 			Docker: &DockerWatch{Labels: map[string]string{"": "x"}, Port: 70000}, OnChange: OnChange{Run: "sync"}}}, []string{
+			`watches[0].consistency: goes with discovery: consul`,
 			`watches[0].dc: goes with discovery: consul`,
 			`watches[0].docker.labels: a label name is empty`,
 			`watches[0].docker.port: 70000 out of range 1..65535 (leave it out for the container's only exposed port)`,

@@ -146,7 +146,7 @@ func (w *Watch) claimGate() bool { return w.gate != nil && w.gateClaimed.Compare
 // Spec is what a watch's config asks its backend to follow.
 func Spec(cfg config.Watch) discovery.WatchSpec {
 	spec := discovery.WatchSpec{Service: cfg.Service, PassingOnly: cfg.PassingOnly == nil || *cfg.PassingOnly,
-		Consul: discovery.ConsulQuery{Tag: cfg.Tag, Datacenter: cfg.Datacenter}}
+		Consul: discovery.ConsulQuery{Tag: cfg.Tag, Datacenter: cfg.Datacenter, Consistency: discovery.Consistency(cfg.Consistency)}}
 	if d := cfg.Docker; d != nil {
 		spec.Docker = discovery.DockerQuery{Project: d.Project, Labels: maps.Clone(d.Labels), Network: d.Network, Port: d.Port}
 	}

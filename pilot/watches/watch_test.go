@@ -238,11 +238,12 @@ func TestInstancesFile(t *testing.T) {
 func TestWatchSpec(t *testing.T) {
 	w, e := testWatch(t, config.OnChange{}, func(o *Options) {
 		o.Config.Tag, o.Config.Datacenter, o.Config.PassingOnly = "v2", "dc2", new(false)
+		o.Config.Consistency = config.ConsistencyConsistent
 	})
 	run(t, w)
 	select {
 	case spec := <-e.watcher.specs:
-		if want := (discovery.WatchSpec{Service: "backend", Consul: discovery.ConsulQuery{Tag: "v2", Datacenter: "dc2"}}); !reflect.DeepEqual(spec, want) {
+		if want := (discovery.WatchSpec{Service: "backend", Consul: discovery.ConsulQuery{Tag: "v2", Datacenter: "dc2", Consistency: discovery.ConsistencyConsistent}}); !reflect.DeepEqual(spec, want) {
 			t.Fatalf("spec %+v, want %+v", spec, want)
 		}
 	case <-time.After(waitLimit):
