@@ -38,11 +38,11 @@ func TestSmoke(t *testing.T) {
 		"| PUT v1_agent_check_update_ |",
 		"| pilot, per instance |",
 		"| steady: no watches |",
-		"| steady: blocking watches, pilot's default consistency |",
-		"| churn: blocking watches, stale |",
+		"| steady: 11 blocking watches, pilot's default consistency |",
+		"| churn: 11 blocking watches, stale |",
 		"| churn: no watches |",
-		"| idle: polling every 500ms |",
-		"| churn: polling every 500ms |",
+		"| idle: 10 pollers every 500ms |",
+		"| churn: 10 pollers every 500ms |",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the output lacks %q:\n%s", want, out)

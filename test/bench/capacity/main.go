@@ -79,7 +79,7 @@ type settings struct {
 func bench() int {
 	var s settings
 	flag.IntVar(&s.n, "n", 300, "pilots, each with its app")
-	flag.IntVar(&s.watchers, "watchers", 0, "how many of the pilots watch `web` (and how many pollers emulate ContainerPilot); 0: all")
+	flag.IntVar(&s.watchers, "watchers", -1, "how many of the pilots also watch `web`, and how many pollers emulate ContainerPilot (-1: all N; 0: only the measuring pilot watches, and no polling)")
 	flag.IntVar(&s.runs, "runs", 1, "whole runs, each on a fresh cluster and fleet; the tables give medians")
 	flag.DurationVar(&s.settle, "settle", 10*time.Second, "pause before each measured window")
 	flag.DurationVar(&s.steady, "steady", 60*time.Second, "the steady-state window")
@@ -95,6 +95,7 @@ func bench() int {
 	flag.IntVar(&s.clients, "clients", 2, "client agents; the pilots are spread evenly over them")
 	flag.DurationVar(&s.startTimeout, "start-timeout", 3*time.Minute, "how long all N may take to pass")
 	keep := flag.Bool("keep", false, "keep the temp dir (configs, every pilot's log) and name it on stderr")
+	tmpdir := flag.String("tmpdir", "", "where the agents' data dirs and the pilots' files go (default: the system's temp dir; /dev/shm takes the disk's fsync out of the agents' registrations)")
 	short := flag.Bool("short", false, "smoke mode: windows of 1 s, one mode, one polling interval (500ms)")
 	common := benchkit.CommonFlags()
 	flag.Parse()
@@ -105,7 +106,7 @@ func bench() int {
 		*modes, *polls = strings.Split(*modes, ",")[0], "500ms"
 	}
 	s.modes = strings.Split(*modes, ",")
-	if *polls != "" {
+	if *polls != "" && s.watchers != 0 {
 		for _, p := range strings.Split(*polls, ",") {
 			d, err := time.ParseDuration(p)
 			if err != nil || d <= 0 {
@@ -114,13 +115,16 @@ func bench() int {
 			s.pollIntervals = append(s.pollIntervals, d)
 		}
 	}
-	if s.watchers == 0 {
+	if s.watchers < 0 {
 		s.watchers = s.n
 	}
-	if s.n < 4 || s.runs < 1 || s.rate <= 0 || s.watchers < 0 || s.watchers > s.n {
+	if s.n < 4 || s.runs < 1 || s.rate <= 0 || s.watchers > s.n {
 		return fail("want -n ≥ 4, -runs ≥ 1, -rate > 0, 0 ≤ -watchers ≤ -n")
 	}
 
+	if *tmpdir != "" {
+		os.Setenv("TMPDIR", *tmpdir) // os.MkdirTemp's, and so test/consulcluster's
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	dir, err := os.MkdirTemp("", "pilot-bench-capacity-")

@@ -43,7 +43,8 @@ func printTables(out io.Writer, s *settings, runs []*runResult) {
 	fmt.Fprintf(out, "| half passing | %.2f s |\n", st(func(x *startResult) float64 { return x.HalfS }))
 	fmt.Fprintf(out, "| 90 %% passing | %.2f s |\n", st(func(x *startResult) float64 { return x.P90S }))
 	fmt.Fprintf(out, "| **all %d passing** | **%.2f s** |\n", s.n, st(func(x *startResult) float64 { return x.AllS }))
-	fmt.Fprintf(out, "| distinct default service ids | %.0f of %d |\n\n", st(func(x *startResult) float64 { return float64(x.DistinctID) }), s.n)
+	fmt.Fprintf(out, "| distinct default service ids | %.0f of %d |\n", st(func(x *startResult) float64 { return float64(x.DistinctID) }), s.n)
+	fmt.Fprintf(out, "| ?passing answer with all %d (JSON) | %.0f KiB |\n\n", s.n, st(func(x *startResult) float64 { return float64(x.AnswerBytes) / 1024 }))
 
 	steady := runs[0].Windows[0].Name
 	win := func(r *runResult, name string) *window {
@@ -58,31 +59,37 @@ func printTables(out io.Writer, s *settings, runs []*runResult) {
 		return med(func(r *runResult) float64 { return f(win(r, name)) })
 	}
 	n := float64(s.n)
-	fmt.Fprintf(out, "Steady state (%s), requests at the client agents by endpoint:\n\n", steady)
-	fmt.Fprintln(out, "| endpoint | req/s, all | per pilot per s |")
-	fmt.Fprintln(out, "|---|---|---|")
+	watched := runs[0].Windows[1].Name
+	fmt.Fprintf(out, "Steady state, requests at the client agents by endpoint, per second: all, and per pilot (%s over %s; then with watches: %s):\n\n", steady, s.steady, watched)
+	fmt.Fprintln(out, "| endpoint | no watches: all | per pilot | with watches: all | per pilot |")
+	fmt.Fprintln(out, "|---|---|---|---|---|")
 	var endpoints []string
 	for _, r := range runs {
-		for k := range win(r, steady).HTTP {
-			if !slices.Contains(endpoints, k) {
-				endpoints = append(endpoints, k)
+		for _, name := range []string{steady, watched} {
+			for k := range win(r, name).HTTP {
+				if !slices.Contains(endpoints, k) {
+					endpoints = append(endpoints, k)
+				}
 			}
 		}
 	}
 	slices.Sort(endpoints)
 	for _, e := range endpoints {
-		v := wm(steady, func(w *window) float64 { return w.HTTP[e] })
-		if v < 0.005 {
+		v0 := wm(steady, func(w *window) float64 { return w.HTTP[e] })
+		v1 := wm(watched, func(w *window) float64 { return w.HTTP[e] })
+		if v0 < 0.005 && v1 < 0.005 {
 			continue
 		}
 		note := ""
 		if strings.HasSuffix(e, "v1_agent_metrics") {
 			note = " (this benchmark's sampling)"
 		}
-		fmt.Fprintf(out, "| %s%s | %.2f | %.4f |\n", e, note, v, v/n)
+		fmt.Fprintf(out, "| %s%s | %.2f | %.4f | %.2f | %.4f |\n", e, note, v0, v0/n, v1, v1/n)
 	}
-	fmt.Fprintf(out, "| **pilot's requests, all but its watch** | | **%.3f** |\n", wm(steady, func(w *window) float64 { return w.PilotRequests }))
-	fmt.Fprintf(out, "| client agents → servers (RPC) | %.2f | %.4f |\n\n", wm(steady, func(w *window) float64 { return w.ClientRPC }), wm(steady, func(w *window) float64 { return w.ClientRPC })/n)
+	pr := func(name string) float64 { return wm(name, func(w *window) float64 { return w.PilotRequests }) }
+	rpc := func(name string) float64 { return wm(name, func(w *window) float64 { return w.ClientRPC }) }
+	fmt.Fprintf(out, "| **pilot's requests, all but its watch** | | **%.3f** | | **%.3f** |\n", pr(steady), pr(watched))
+	fmt.Fprintf(out, "| client agents → servers (RPC) | %.2f | %.4f | %.2f | %.4f |\n\n", rpc(steady), rpc(steady)/n, rpc(watched), rpc(watched)/n)
 
 	mem := func(f func(*memory) float64) float64 { return med(func(r *runResult) float64 { return f(&r.Memory) }) }
 	fmt.Fprintln(out, "| steady state, per process | CPU ms/s | RSS MiB | PSS MiB |")
@@ -103,7 +110,7 @@ func printTables(out io.Writer, s *settings, runs []*runResult) {
 
 	fmt.Fprintf(out, "Every window (%s each, churn %.0f changes/s; steady %s). Requests and CPU are rates over the window; CPU in ms per s (1000 = a core). \"RPC\" is consul_rpc_request on the servers; health queries are /v1/health/service/ at the client agents: pilot's blocking watches, or the emulated ContainerPilot pollers (%d, one per instance).\n\n",
 		s.churn, s.rate, s.steady, s.n)
-	fmt.Fprintln(out, "| window | health queries/s | client→server RPC/s | servers' RPC/s: leader, followers | CPU: leader, followers (mean), clients (mean) | pilot CPU/instance | change → seen p50 / mean / p99 / max | machine busy |")
+	fmt.Fprintln(out, "| window | health queries/s (per watcher) | client→server RPC/s | servers' RPC/s: leader, followers | CPU: leader, followers (mean), clients (mean) | pilot CPU/instance | change → seen p50 / mean / p99 / max | machine busy |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|")
 	for _, w := range runs[0].Windows {
 		name := w.Name
@@ -116,8 +123,12 @@ func printTables(out io.Writer, s *settings, runs []*runResult) {
 				lat += fmt.Sprintf(" (%.0f not seen)", m)
 			}
 		}
-		fmt.Fprintf(out, "| %s | %.1f | %.1f | %.1f, %.1f | %.0f, %.0f, %.0f | %.2f | %s | %.0f %% |\n", name,
-			f(func(w *window) float64 { return w.HealthQueries }), f(func(w *window) float64 { return w.ClientRPC }),
+		perWatcher := ""
+		if w.Watchers > 0 {
+			perWatcher = fmt.Sprintf(" (%.2f)", f(func(w *window) float64 { return w.HealthQueries / float64(w.Watchers) }))
+		}
+		fmt.Fprintf(out, "| %s | %.1f%s | %.1f | %.1f, %.1f | %.0f, %.0f, %.0f | %.2f | %s | %.0f %% |\n", name,
+			f(func(w *window) float64 { return w.HealthQueries }), perWatcher, f(func(w *window) float64 { return w.ClientRPC }),
 			f(func(w *window) float64 { return sum(leaders(w), func(a agentUse) float64 { return a.RPC }) }),
 			f(func(w *window) float64 { return sum(followers(w), func(a agentUse) float64 { return a.RPC }) }),
 			f(func(w *window) float64 { return mean(leaders(w), func(a agentUse) float64 { return a.CPU }) }),

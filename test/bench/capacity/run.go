@@ -52,6 +52,7 @@ type window struct {
 	Watches       string  `json:"watches"`            // none | blocking | polling
 	Mode          string  `json:"mode,omitempty"`     // the blocking watches' consistency
 	Interval      string  `json:"interval,omitempty"` // the pollers'
+	Watchers      int     `json:"watchers"`           // pilots with a watch on web, or pollers
 	Churn         bool    `json:"churn"`
 	Seconds       float64 `json:"seconds"`
 	Leader        string  `json:"leader"`
@@ -222,7 +223,7 @@ func (r *runner) run(ctx context.Context, renders string, events <-chan benchkit
 	if err := sleep(ctx, s.settle); err != nil {
 		return err
 	}
-	if err := r.measure(ctx, &window{Name: "steady: blocking watches, pilot's default consistency", Watches: "blocking", Mode: "(default)"}, s.steady, nil); err != nil {
+	if err := r.measure(ctx, &window{Name: fmt.Sprintf("steady: %d blocking watches, pilot's default consistency", s.watchers+1), Watches: "blocking", Mode: "(default)", Watchers: s.watchers + 1}, s.steady, nil); err != nil {
 		return err
 	}
 
@@ -235,7 +236,7 @@ func (r *runner) run(ctx context.Context, renders string, events <-chan benchkit
 		if err := r.reloadWatches(ctx, mode, renders); err != nil {
 			return err
 		}
-		w := &window{Name: "churn: blocking watches, " + mode, Watches: "blocking", Mode: mode, Churn: true}
+		w := &window{Name: fmt.Sprintf("churn: %d blocking watches, %s", s.watchers+1, mode), Watches: "blocking", Mode: mode, Churn: true, Watchers: s.watchers + 1}
 		changes, err := r.churnWindow(ctx, w, nil)
 		if err != nil {
 			return err
@@ -282,11 +283,11 @@ func (r *runner) run(ctx context.Context, renders string, events <-chan benchkit
 		ps := startPollers(ctx, pollers)
 		err := sleep(ctx, iv+s.settle)
 		if err == nil {
-			err = r.measure(ctx, &window{Name: "idle: polling every " + iv.String(), Watches: "polling", Interval: iv.String()}, s.churn, nil)
+			err = r.measure(ctx, &window{Name: fmt.Sprintf("idle: %d pollers every %s", s.watchers, iv), Watches: "polling", Interval: iv.String(), Watchers: s.watchers}, s.churn, nil)
 		}
 		var w *window
 		if err == nil {
-			w = &window{Name: "churn: polling every " + iv.String(), Watches: "polling", Interval: iv.String(), Churn: true}
+			w = &window{Name: fmt.Sprintf("churn: %d pollers every %s", s.watchers, iv), Watches: "polling", Interval: iv.String(), Churn: true, Watchers: s.watchers}
 			_, err = r.churnWindow(ctx, w, ps)
 		}
 		ps.stop()
