@@ -1,8 +1,11 @@
 // Package benchkit is what the benchmark commands that run pilot against a
-// real Consul agent (test/bench/consul, test/bench/watch) share: their
-// common flags, the error exit, the setup (a temp dir, the pilot binary, an
-// agent), pilot started on a config with its log in a file and stopped
-// again, the percentiles and the raw JSON results.
+// real Consul agent (test/bench/consul, test/bench/watch,
+// test/bench/capacity, …) share: their common flags, the error exit, the
+// setup (a temp dir, the pilot binary, an agent), pilot started on a config
+// with its log in a file and stopped again, the percentiles and the raw
+// JSON results, the machine's busy meter, a rendered upstream read back and
+// its renames followed with inotify, and a process's CPU and memory from
+// /proc.
 package benchkit
 
 import (
@@ -52,6 +55,9 @@ type Env struct {
 	Dir   string // temp dir, removed by Close
 	Pilot string // the pilot binary
 	Agent *consulagent.Agent
+	// PilotEnv is added to the environment of every pilot StartPilot
+	// starts (CONSUL_HTTP_ADDR, say).
+	PilotEnv []string
 }
 
 // Setup makes a temp dir (os.MkdirTemp's pattern), builds ./cmd/pilot into
@@ -74,17 +80,17 @@ func Setup(pattern, pilotBin string) (*Env, error) {
 	return e, nil
 }
 
-// BuildPilot returns pilotBin when set, else builds ./cmd/pilot into dir
-// (run from the repository root) and returns its path.
+// BuildPilot returns pilotBin when set, else builds pilot's command into
+// dir (from anywhere inside the repository) and returns its path.
 func BuildPilot(dir, pilotBin string) (string, error) {
 	if pilotBin != "" {
 		return pilotBin, nil
 	}
 	bin := filepath.Join(dir, "pilot")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/pilot")
+	build := exec.Command("go", "build", "-o", bin, "github.com/nodepilot/pilot/cmd/pilot")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("building pilot (run from the repository root or set PILOT): %v", err)
+		return "", fmt.Errorf("building pilot (run inside the repository or set PILOT): %v", err)
 	}
 	return bin, nil
 }
@@ -120,7 +126,7 @@ func (e *Env) StartPilot(cfg string) (*Pilot, error) {
 	}
 	p.cmd = exec.Command(e.Pilot, "run", "--config", p.ConfigPath)
 	p.Socket = filepath.Join(e.Dir, "pilot.sock") // its own, whatever else runs
-	p.cmd.Env = append(os.Environ(), "PILOT_SOCKET="+p.Socket)
+	p.cmd.Env = append(append(os.Environ(), e.PilotEnv...), "PILOT_SOCKET="+p.Socket)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -131,6 +137,9 @@ func (e *Env) StartPilot(cfg string) (*Pilot, error) {
 	go func() { _ = p.cmd.Wait(); close(p.ended) }()
 	return p, nil
 }
+
+// Pid is pilot's process id.
+func (p *Pilot) Pid() int { return p.cmd.Process.Pid }
 
 // Stop ends pilot: SIGTERM, SIGKILL after 10 s; then closes its log.
 func (p *Pilot) Stop() {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/nodepilot/pilot/test/bench/benchkit"
 )
 
 // stopTimeout is pilot's default job stopTimeout (config.DefaultJobStopTimeout),
@@ -233,7 +235,7 @@ func (s *sup) rss() (int, []string) {
 		if strings.Contains(cmdline(p), s.app) {
 			return
 		}
-		total += vmRSS(p)
+		total += benchkit.VmRSS(p)
 		names = append(names, fmt.Sprintf("%d %s", p, comm(p)))
 		for _, c := range children(p) {
 			walk(c)
@@ -314,21 +316,6 @@ func cmdline(pid int) string {
 func comm(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	return strings.TrimSpace(string(b))
-}
-
-// vmRSS is VmRSS of pid in KiB (0 once it is gone).
-func vmRSS(pid int) int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				v, _ := strconv.Atoi(f[0])
-				return v
-			}
-		}
-	}
-	return 0
 }
 
 // --- cleanup on every exit path, ctrl-C included ---

@@ -12,7 +12,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -35,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nodepilot/pilot/telemetry/nodejs"
+	"github.com/nodepilot/pilot/test/bench/benchkit"
 	"github.com/nodepilot/pilot/test/consulagent"
 )
 
@@ -192,7 +192,7 @@ func loadBoth(wrk, path string, warm, dur time.Duration, conns, threads int, app
 		var wg sync.WaitGroup
 		for i, a := range apps {
 			wg.Go(func() {
-				before, err := cpuTicks(a.pid)
+				before, err := benchkit.CPUTicks(a.pid)
 				if err != nil {
 					errs[i] = err
 					return
@@ -202,7 +202,7 @@ func loadBoth(wrk, path string, warm, dur time.Duration, conns, threads int, app
 					errs[i] = err
 					return
 				}
-				after, err := cpuTicks(a.pid)
+				after, err := benchkit.CPUTicks(a.pid)
 				if err != nil {
 					errs[i] = err
 					return
@@ -234,24 +234,6 @@ func reported(reg *prometheus.Registry) bool {
 		}
 	}
 	return false
-}
-
-// cpuTicks is utime+stime of pid in clock ticks (USER_HZ, 100 on Linux).
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return utime + stime, nil
 }
 
 var rpsRE = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)

@@ -16,7 +16,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -30,8 +29,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/nodepilot/pilot/test/bench/benchkit"
 	"github.com/nodepilot/pilot/test/consulagent"
@@ -108,10 +105,10 @@ func bench() int {
 	}
 	fsType := fsTypeOf(outDirRender)
 	dest := filepath.Join(outDirRender, "backend.conf")
-	var events chan fsEvent
+	var events chan benchkit.FileEvent
 	if *poll <= 0 {
-		events = make(chan fsEvent, 256)
-		if err := watchDir(outDirRender, filepath.Base(dest), events); err != nil {
+		events = make(chan benchkit.FileEvent, 256)
+		if err := benchkit.WatchDir(outDirRender, filepath.Base(dest), events); err != nil {
 			return fail("inotify: %v (use -poll 1ms)", err)
 		}
 	}
@@ -155,13 +152,13 @@ watches:
 				s = append(s, in.addr+":8080")
 			}
 		}
-		return canonical(s)
+		return benchkit.Canonical(s)
 	}
 	// waitFile waits until dest lists exactly set; it returns when that was
 	// seen, when pilot's temporary file appeared (zero if not seen), and
 	// whether only the fallback poll caught it.
 	waitFile := func(set string, limit time.Duration) (t1, temp time.Time, ok, fallback bool) {
-		matches := func() bool { return fileSet(dest) == set }
+		matches := func() bool { return benchkit.UpstreamServers(dest) == set }
 		deadline := time.NewTimer(limit)
 		defer deadline.Stop()
 		if events == nil {
@@ -189,12 +186,12 @@ watches:
 			for {
 				select {
 				case ev := <-events:
-					if !ev.moved {
-						temp = ev.at
+					if !ev.Moved {
+						temp = ev.At
 						continue
 					}
-					if ev.at.Before(seen) {
-						return ev.at, temp, true, false
+					if ev.At.Before(seen) {
+						return ev.At, temp, true, false
 					}
 					return seen, temp, true, false
 				case <-limit.C:
@@ -212,12 +209,12 @@ watches:
 		for {
 			select {
 			case ev := <-events:
-				if !ev.moved {
-					temp = ev.at
+				if !ev.Moved {
+					temp = ev.At
 					continue
 				}
 				if matches() {
-					return ev.at, temp, true, false
+					return ev.At, temp, true, false
 				}
 			case <-safety.C:
 				if !matches() {
@@ -246,7 +243,7 @@ watches:
 		pool = append(pool, in)
 	}
 	if _, _, ok, _ := waitFile(want(), 20*time.Second); !ok {
-		return fail("the rendered file never listed the base pool (want %q, have %q); pilot's log:\n%s", want(), fileSet(dest), pilotLog())
+		return fail("the rendered file never listed the base pool (want %q, have %q); pilot's log:\n%s", want(), benchkit.UpstreamServers(dest), pilotLog())
 	}
 
 	kinds := []string{"register", "critical", "passing", "deregister"}
@@ -293,7 +290,7 @@ watches:
 		} else {
 			t.TimedOut = true
 			if _, _, ok, _ := waitFile(set, 10*time.Second); !ok { // settle before the next change
-				return fail("%s %s: the file never caught up (want %q, have %q); pilot's log:\n%s", kind, subject.id, set, fileSet(dest), pilotLog())
+				return fail("%s %s: the file never caught up (want %q, have %q); pilot's log:\n%s", kind, subject.id, set, benchkit.UpstreamServers(dest), pilotLog())
 			}
 		}
 		if !temp.IsZero() {
@@ -450,30 +447,6 @@ func parseDebounce(s string) (lo, hi time.Duration, err error) {
 // line of the upstream.
 func addrOf(k int) string { return fmt.Sprintf("10.1.%d.%d", k/250, k%250+1) }
 
-// canonical is a set of host:port as one comparable string.
-func canonical(s []string) string {
-	s = slices.Clone(s)
-	slices.Sort(s)
-	return strings.Join(s, " ")
-}
-
-// fileSet reads the rendered upstream and returns its servers, without the
-// placeholder an empty upstream holds ("server 127.0.0.1:1 down;").
-func fileSet(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "<" + err.Error() + ">"
-	}
-	var s []string
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ";"))
-		if len(f) >= 2 && f[0] == "server" && !slices.Contains(f[2:], "down") {
-			s = append(s, strings.TrimSuffix(f[1], ";"))
-		}
-	}
-	return canonical(s)
-}
-
 type consulAPI struct {
 	base   string
 	client *http.Client
@@ -552,7 +525,7 @@ func (c *catalog) observe(ctx context.Context, base string) {
 			s = append(s, fmt.Sprintf("%s:%d", e.Service.Address, e.Service.Port))
 		}
 		c.mu.Lock()
-		c.obs = append(c.obs, catalogSeen{at, canonical(s)})
+		c.obs = append(c.obs, catalogSeen{at, benchkit.Canonical(s)})
 		c.mu.Unlock()
 		if i := resp.Header.Get("X-Consul-Index"); i != "" && i != "0" && i != index {
 			index = i
@@ -572,61 +545,6 @@ func (c *catalog) seen(t0, end time.Time, set string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
-}
-
-// fsEvent is pilot creating its temporary file next to the destination
-// (moved false) or renaming it over the destination (moved true).
-type fsEvent struct {
-	at    time.Time
-	moved bool
-}
-
-// watchDir reports on out, stamped as read, the inotify events of dir
-// that concern base: IN_CREATE of ".BASE.pilot-*" (render.Apply's temporary
-// file) and IN_MOVED_TO of BASE.
-func watchDir(dir, base string, out chan<- fsEvent) error {
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
-	if err != nil {
-		return err
-	}
-	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
-		unix.Close(fd)
-		return err
-	}
-	tempPrefix := "." + base + ".pilot-"
-	go func() { // blocks in read(2) until the process exits
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := unix.Read(fd, buf)
-			at := time.Now()
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil || n <= 0 {
-				return
-			}
-			for off := 0; off+unix.SizeofInotifyEvent <= n; {
-				mask := binary.NativeEndian.Uint32(buf[off+4:])
-				nameLen := int(binary.NativeEndian.Uint32(buf[off+12:]))
-				name := string(bytes.TrimRight(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+nameLen], "\x00"))
-				off += unix.SizeofInotifyEvent + nameLen
-				var ev fsEvent
-				switch {
-				case mask&unix.IN_MOVED_TO != 0 && name == base:
-					ev = fsEvent{at, true}
-				case mask&unix.IN_CREATE != 0 && strings.HasPrefix(name, tempPrefix):
-					ev = fsEvent{at, false}
-				default:
-					continue
-				}
-				select {
-				case out <- ev:
-				default: // full: the safety poll still catches the change
-				}
-			}
-		}
-	}()
-	return nil
 }
 
 // logTimes returns the times of pilot's JSON log records whose msg is msg.
