@@ -56,8 +56,12 @@ func TestPoolRunsAndRolls(t *testing.T) {
 	spec := shellSpec("web", `echo "up $PILOT_INSTANCE"; exec sleep 60`)
 	spec.Instances, spec.ReadyTimeout, spec.Policy.Restart = 3, 5*time.Second, RestartAlways
 	j := startPool(t, h, spec)
-	st := waitStatus(t, j, "3 running", func(st Status) bool { return len(runningInstances(st)) == 3 })
-	if st.State != Running || st.Final {
+	// The aggregate follows the instances' events, so it may trail them
+	// by a moment: wait for both.
+	st := waitStatus(t, j, "3 running, the aggregate too", func(st Status) bool {
+		return len(runningInstances(st)) == 3 && st.State == Running
+	})
+	if st.Final {
 		t.Fatalf("aggregate %s final=%v, want running", st.State, st.Final)
 	}
 	for i := range 3 {
