@@ -33,8 +33,11 @@
 //     still leave the check inside its TTL);
 //   - a status change is pushed at once (SetStatus wakes Run);
 //   - a TTL update answered "unknown check" (the agent restarted and lost its
-//     state) re-registers at once and re-applies maintenance; so does the
-//     first success after any failed request (registration is idempotent);
+//     state) re-registers at once and re-applies maintenance; a heartbeat
+//     that fails to get through changes nothing (the agent still holds the
+//     registration, or says otherwise at the next one); a registration whose
+//     answer was lost is looked up before it is sent again, and not sent
+//     when the agent holds it;
 //   - while the agent is unreachable, retries back off exponentially from
 //     100 ms, capped at min(5 s, TTL/3), forever. Status changes during an
 //     outage only update the desired state; the retry uses the latest.
@@ -46,9 +49,14 @@
 // gets a deregistration attempt) and is terminal; it sends nothing for a
 // service no registration of which ever reached the wire (EverRegistered,
 // from an httptrace of each registration: a request cancelled while it
-// waited for a connection was never sent, whatever its error says). Each of Run's requests is
-// bounded by min(5 s, max(TTL/3, 1 s)). Connected is false until the first
-// request has been answered.
+// waited for a connection was never sent, whatever its error says). A
+// heartbeat is bounded by min(5 s, max(TTL/3, 1 s)), so a hung agent is
+// noticed; a registration by 30 s: an agent persists each registration and
+// takes them one at a time, and a burst of pilots starting together (300
+// in test/bench/capacity) only gets through if each waits its turn instead
+// of abandoning its request (which the agent still carries out) and
+// queueing another. Connected is false until the first request has been
+// answered.
 //
 // Watcher implements discovery.Watcher with blocking queries on
 // /v1/health/service/NAME (tag, passing-only, datacenter, and the spec's

@@ -24,6 +24,15 @@ const (
 	minBackoff            = 100 * time.Millisecond
 	maxBackoff            = 5 * time.Second
 	defaultRequestTimeout = 5 * time.Second
+	// registerTimeout bounds one (re-)registration: the look-up, the
+	// write and re-applied maintenance. An agent persists each service
+	// and check it is given (fsync) and handles registrations one at a
+	// time, so a burst of pilots starting together queues there; an
+	// abandoned request is still carried out, so giving up soon and
+	// sending another only lengthens the queue until nobody gets
+	// through. Waiting costs nothing: the instance is not in Consul
+	// until the write lands anyway, and Deregister cancels the wait.
+	registerTimeout = 30 * time.Second
 )
 
 // Registrar keeps one service registered in the Consul agent. See the
@@ -50,7 +59,10 @@ type Registrar struct {
 	maintOn      bool
 	maintReason  string
 	deregistered bool
-	registered   bool // the last agent write succeeded and nothing says the agent forgot it
+	// registered: a registration was accepted and nothing since says the
+	// agent forgot it (only a heartbeat answered "unknown check" does; a
+	// heartbeat that failed to get through says nothing either way).
+	registered bool
 	// accepted is the check status the agent took in the last successful
 	// write: what Consul holds while registered.
 	accepted discovery.Status
@@ -279,8 +291,12 @@ func (r *Registrar) reconcile(ctx context.Context) error {
 	}
 	defer r.release()
 
-	opCtx, cancel := context.WithTimeout(ctx, r.reqTimeout)
+	opCtx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
+	// Heartbeats and their look-up are bounded tighter, so that a hung
+	// agent is noticed within a heartbeat or two.
+	hbCtx, hbCancel := context.WithTimeout(opCtx, r.reqTimeout)
+	defer hbCancel()
 
 	r.mu.Lock()
 	if r.deregistered {
@@ -300,9 +316,8 @@ func (r *Registrar) reconcile(ctx context.Context) error {
 	this := hostPort(svc.Address, svc.Port)
 
 	if registered && !verifyAt.IsZero() && !time.Now().Before(verifyAt) {
-		h, err := r.lookup(opCtx)
+		h, err := r.lookup(hbCtx)
 		if err != nil {
-			r.setRegistered(false)
 			return err
 		}
 		r.mu.Lock()
@@ -315,7 +330,7 @@ func (r *Registrar) reconcile(ctx context.Context) error {
 		}
 	}
 	if registered {
-		err := r.updateTTL(opCtx, status, note)
+		err := r.updateTTL(hbCtx, status, note)
 		if err == nil {
 			r.mu.Lock()
 			r.accepted = status
@@ -323,12 +338,20 @@ func (r *Registrar) reconcile(ctx context.Context) error {
 			return nil
 		}
 		if !notFound(err) {
-			r.setRegistered(false)
+			// Unreachable or slow: the agent still holds the registration
+			// (a restarted one either reloaded it from its data dir or
+			// answers the next heartbeat "unknown check"). Re-registering
+			// here would only add writes to a struggling agent's queue.
 			return err
 		}
 		r.log.Warn("consul: agent does not know the service (agent restarted?); re-registering")
 	}
 
+	// Say so when the agent is slow, but keep waiting (registerTimeout).
+	slow := time.AfterFunc(r.reqTimeout, func() {
+		r.log.Warn("consul: the agent has not answered the registration yet; waiting", "after", r.reqTimeout, "up_to", registerTimeout)
+	})
+	defer slow.Stop()
 	h, err := r.lookup(opCtx)
 	if err != nil {
 		r.setRegistered(false)
@@ -344,9 +367,25 @@ func (r *Registrar) reconcile(ctx context.Context) error {
 	r.heldBy = ""
 	r.mu.Unlock()
 
-	if err := r.register(opCtx, svc, status, note); err != nil {
-		r.setRegistered(false)
-		return err
+	applied := false
+	if h != nil && h.addr == this && this == written {
+		// Our last registration, whose answer we did not get (it timed
+		// out in the agent's queue), was carried out: push the status
+		// rather than write the same registration again. A check the
+		// agent does not know after all gets the full registration.
+		switch err := r.updateTTL(opCtx, status, note); {
+		case err == nil:
+			applied = true
+		case !notFound(err):
+			r.setRegistered(false)
+			return err
+		}
+	}
+	if !applied {
+		if err := r.register(opCtx, svc, status, note); err != nil {
+			r.setRegistered(false)
+			return err
+		}
 	}
 	if maintOn {
 		if err := r.maintenance(opCtx, true, maintReason); err != nil {

@@ -14,8 +14,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -494,8 +496,8 @@ func TestTokenNeverLeaks(t *testing.T) {
 			h := newHarness(t, Config{Address: addr}, newService(3*time.Second))
 			h.run()
 			h.r.SetStatus(discovery.Passing, "ok")
-			waitFor(t, 3*time.Second, "a failure logged", func() bool {
-				return strings.Contains(h.logs.String(), "registration not current")
+			waitFor(t, 3*time.Second, "a failure or a slow agent logged", func() bool {
+				return strings.Contains(h.logs.String(), "registration not current") || strings.Contains(h.logs.String(), "has not answered")
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
@@ -883,4 +885,75 @@ func mute(t *testing.T) (addr string, got <-chan struct{}) {
 		wg.Wait()
 	})
 	return l.Addr().String(), received
+}
+
+// slowAgent is a fake agent whose registrations and heartbeats take as
+// long as the test says, as a real agent's do when many pilots start at
+// once (it persists each registration and takes them one at a time); it
+// counts the registrations it is sent.
+type slowAgent struct {
+	srv                 *httptest.Server
+	registerDelay       atomic.Int64 // time.Duration
+	heartbeatDelay      atomic.Int64
+	registers, updates  atomic.Int32
+	registered          atomic.Bool
+	addr, port, service string
+}
+
+func newSlowAgent(t *testing.T, svc discovery.Service) *slowAgent {
+	a := &slowAgent{addr: svc.Address, port: strconv.Itoa(svc.Port), service: svc.Name}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/v1/agent/health/service/id/"):
+			if !a.registered.Load() {
+				http.Error(w, "unknown service ID", http.StatusNotFound)
+				return
+			}
+			fmt.Fprintf(w, `{"AggregatedStatus":"passing","Service":{"Service":%q,"Address":%q,"Port":%s}}`, a.service, a.addr, a.port)
+		case r.URL.Path == "/v1/agent/service/register":
+			a.registers.Add(1)
+			time.Sleep(time.Duration(a.registerDelay.Load())) // carried out even when the client gave up
+			a.registered.Store(true)
+		case strings.HasPrefix(r.URL.Path, "/v1/agent/check/update/"):
+			time.Sleep(time.Duration(a.heartbeatDelay.Load()))
+			if !a.registered.Load() {
+				http.Error(w, "CheckID does not have associated TTL", http.StatusInternalServerError)
+				return
+			}
+			a.updates.Add(1)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+// An agent slower to register than a heartbeat's bound gets one
+// registration, waited for, not a new one each second (which a busy agent
+// would queue behind the abandoned ones, and never catch up); a heartbeat
+// that times out does not re-register either.
+func TestSlowAgentGetsOneRegistration(t *testing.T) {
+	svc := newService(3 * time.Second) // heartbeat 1 s: requests bounded by 1 s
+	a := newSlowAgent(t, svc)
+	a.registerDelay.Store(int64(2500 * time.Millisecond))
+	h := newHarness(t, Config{Address: a.srv.URL}, svc)
+	h.run()
+	h.r.SetStatus(discovery.Passing, "ok")
+	waitFor(t, 5*time.Second, "registered", func() bool { return h.r.Registration().Registered })
+	if n := a.registers.Load(); n != 1 {
+		t.Fatalf("%d registrations sent to an agent that takes 2.5 s for one, want 1", n)
+	}
+	if !strings.Contains(h.logs.String(), "has not answered the registration yet") {
+		t.Error("no line says the agent is slow")
+	}
+
+	a.heartbeatDelay.Store(int64(1500 * time.Millisecond))
+	waitFor(t, 5*time.Second, "a heartbeat timing out", func() bool { return strings.Contains(h.logs.String(), "timed out") })
+	a.heartbeatDelay.Store(0)
+	before := a.updates.Load()
+	waitFor(t, 5*time.Second, "heartbeats again", func() bool { return a.updates.Load() > before+1 })
+	if n := a.registers.Load(); n != 1 {
+		t.Fatalf("%d registrations after heartbeats timed out, want still 1", n)
+	}
 }

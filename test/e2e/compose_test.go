@@ -657,19 +657,26 @@ func testPhase(t *testing.T) func(name string, f func() error) {
 var standinTags = map[string]string{"consul": consulStandin, "traefik": traefikStandin,
 	"prometheus": prometheusStandin, "nginx": nginxStandin}
 
-// composeImages readies what the compose files name: the stand-ins of
-// kinds (nginx's always, for the front), the nginx front built from its
-// Dockerfile, and the example image under the name compose expects.
-func composeImages(t *testing.T, kinds ...string) {
+// standinImages readies the stand-ins of kinds (keys of standinTags).
+func standinImages(t *testing.T, kinds ...string) {
 	t.Helper()
 	tphase := testPhase(t)
-	for _, kind := range append(kinds, "nginx") {
+	for _, kind := range kinds {
 		tag := standinTags[kind]
 		tphase("stand-in "+tag, func() error {
 			_, err := runIn(engine.root, 5*time.Minute, "bash", "test/e2e/standins.sh", kind, tag)
 			return err
 		})
 	}
+}
+
+// composeImages readies what the compose files name: the stand-ins of
+// kinds (nginx's always, for the front), the nginx front built from its
+// Dockerfile, and the example image under the name compose expects.
+func composeImages(t *testing.T, kinds ...string) {
+	t.Helper()
+	tphase := testPhase(t)
+	standinImages(t, append(kinds, "nginx")...)
 	tphase("build pilot-nginx-front (examples/nginx-front/Dockerfile)", func() error {
 		_, err := runIn(engine.root, 15*time.Minute, dockerCLI, append([]string{"build", "--network", "host",
 			"-f", "examples/nginx-front/Dockerfile", "--build-arg", "NGINX_IMAGE=" + nginxStandin,
