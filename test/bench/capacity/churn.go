@@ -52,22 +52,39 @@ func (c *churner) k() int {
 }
 
 // run makes changes at c.rate until ctx ends and returns them, once each
-// HTTP call has returned.
+// HTTP call has returned. The calls of one instance are made in order, by
+// a goroutine of its own (two of its changes may be due closer together
+// than a call takes on a busy machine); those of different instances
+// overlap, so that the pace holds.
 func (c *churner) run(ctx context.Context) []*change {
 	tick := time.NewTicker(time.Duration(float64(time.Second) / c.rate))
 	defer tick.Stop()
 	var out []*change
+	queues := map[int]chan *change{}
 	var wg sync.WaitGroup
 	for {
 		select {
 		case <-ctx.Done():
+			for _, q := range queues {
+				close(q)
+			}
 			wg.Wait()
 			return out
 		case <-tick.C:
 		}
 		ch := c.next()
 		out = append(out, ch)
-		wg.Go(func() { c.apply(ch) })
+		q, ok := queues[ch.Instance]
+		if !ok {
+			q = make(chan *change, 16)
+			queues[ch.Instance] = q
+			wg.Go(func() {
+				for ch := range q {
+					c.apply(ch)
+				}
+			})
+		}
+		q <- ch
 	}
 }
 
@@ -108,10 +125,11 @@ func (c *churner) apply(ch *change) {
 	ch.APIMs = ms(time.Since(ch.t0))
 }
 
-// clear takes every instance out of maintenance (not recorded).
+// clear takes every instance the churner touched out of maintenance (not
+// recorded).
 func (c *churner) clear() error {
 	var errs []string
-	for _, i := range c.inMaint {
+	for i := range c.touched {
 		if err := setMaintenance(c.client, c.regs[i], false); err != nil {
 			errs = append(errs, err.Error())
 		}

@@ -2,38 +2,38 @@
 // the machine, and what their watches cost beside ContainerPilot's polling
 // design. Against 3 servers and 2 client agents (test/consulcluster), it
 // starts N pilots at once (default 300), each supervising a tiny static Go
-// HTTP app (./app) with an HTTP health check, registering `web` (ids at
-// their default) through one client agent or the other, and watching
-// `web` as every instance of a deployment watches its upstream. Then, in
-// one run:
+// HTTP app (./app) with an HTTP health check and registering `web` (ids at
+// their default) through one client agent or the other. Then, in one run:
 //
 //   - start: from the first exec until all N are passing in a server's
 //     /v1/health/service/web?passing;
+//   - steady, without watches and then with -watchers of the pilots and one
+//     more, the watcher, watching `web`, over -steady (60 s): the client
+//     agents' HTTP requests by endpoint (Consul's consul_api_http_count),
+//     the RPCs they send the servers, every agent's CPU (utime+stime) and
+//     RSS, the pilots' and apps' CPU, RSS and PSS per instance;
+//   - churn, per consistency mode (-modes): the watches reloaded with
+//     watches[].consistency MODE; -rate changes a second (an instance into
+//     or out of Consul's maintenance mode, on its own agent) for -churn; the
+//     watcher renders an nginx upstream without debounce and each change is
+//     timed from just before its HTTP call to the rename of the file that
+//     reflects it (inotify); the same counters, the leader apart;
+//   - baseline: no watches, under the same churn;
+//   - ContainerPilot emulation: -watchers pollers, one per instance, each
+//     polling /v1/health/service/web?passing through its instance's agent
+//     every interval (-poll-intervals 5s,1s), idle and under churn, with
+//     the change → seen latency of every (poller, change) pair.
 //
-//   - steady: over -steady (60 s), the client agents' HTTP requests by
-//     endpoint (Consul's consul_api_http_count), the RPCs they send the
-//     servers, every agent's CPU (utime+stime) and RSS, the pilots' and
-//     apps' CPU, RSS and PSS per instance;
+// Every answer is the whole service, so N watchers of N instances under
+// churn cost N² and do not fit 2 CPUs at N = 300: -watchers 0 leaves only
+// the watcher. -tmpdir /dev/shm puts the agents' data dirs on tmpfs: a
+// client agent fsyncs each registration under one lock, and on a slow
+// shared disk 150 at once never drain.
 //
-//   - churn, per consistency mode (-modes): all the pilots and one more, the
-//     watcher, reloaded with watches[].consistency MODE; 10 changes a second
-//     (-rate: an instance into or out of Consul's maintenance mode, on its
-//     own agent) for -churn (30 s); the watcher renders an nginx upstream
-//     without debounce and each change is timed from just before its HTTP
-//     call to the rename of the file that reflects it (inotify); the same
-//     counters, with the leader apart from the followers;
-//
-//   - baseline: the pilots reloaded without watches, idle and under churn;
-//
-//   - ContainerPilot emulation: N pollers, one per instance, each polling
-//     /v1/health/service/web?passing through its instance's agent every
-//     interval (-poll-intervals 5s,1s), idle and under churn, with the
-//     change → seen latency of every (poller, change) pair.
-//
-//     go run ./test/bench/capacity                  # from inside the repository; ~8 min a run
-//     go run ./test/bench/capacity -runs 3          # medians of three fresh runs
-//     go run ./test/bench/capacity -n 10 -short     # the smoke run the package test makes
-//     go run ./test/bench/capacity -streaming=false # Consul's agents without the streaming backend
+//	go run ./test/bench/capacity -tmpdir /dev/shm -watchers 0 -runs 3   # from inside the repository; ~8 min a run
+//	go run ./test/bench/capacity -tmpdir /dev/shm -watchers 10          # with the ContainerPilot emulation
+//	go run ./test/bench/capacity -streaming=false -watchers 3 -poll-intervals ""
+//	go run ./test/bench/capacity -n 10 -short -results ""              # the smoke run the package test makes
 //
 // See test/bench/README.md.
 package main
@@ -96,13 +96,13 @@ func bench() int {
 	flag.DurationVar(&s.startTimeout, "start-timeout", 3*time.Minute, "how long all N may take to pass")
 	keep := flag.Bool("keep", false, "keep the temp dir (configs, every pilot's log) and name it on stderr")
 	tmpdir := flag.String("tmpdir", "", "where the agents' data dirs and the pilots' files go (default: the system's temp dir; /dev/shm takes the disk's fsync out of the agents' registrations)")
-	short := flag.Bool("short", false, "smoke mode: windows of 1 s, one mode, one polling interval (500ms)")
+	short := flag.Bool("short", false, "smoke mode: windows of 0.5–1 s, one mode, one polling interval (500ms)")
 	common := benchkit.CommonFlags()
 	flag.Parse()
 
 	fail := benchkit.Failer("bench/capacity")
 	if *short {
-		s.settle, s.steady, s.churn = 300*time.Millisecond, time.Second, time.Second
+		s.settle, s.steady, s.churn = 200*time.Millisecond, 500*time.Millisecond, time.Second
 		*modes, *polls = strings.Split(*modes, ",")[0], "500ms"
 	}
 	s.modes = strings.Split(*modes, ",")
