@@ -493,6 +493,7 @@ func (s *swarm) rollingUpdate(t *testing.T) {
 	loop := startLoop("Traefik", s.viaTraefik, 4)
 	defer loop.stop()
 	loop.waitMore(t, 50) // running before the update…
+	departed := s.followDepartures(before)
 	start := time.Now()
 	// without --detach the CLI returns once the service has converged,
 	// the last new task included (and the file's monitor period)
@@ -505,6 +506,16 @@ func (s *swarm) rollingUpdate(t *testing.T) {
 	loop.stop()
 	t.Logf("docker service update --force %s_app: %v; through Traefik meanwhile: %d ok, %d failed; %s",
 		swarmStack, took.Round(100*time.Millisecond), loop.ok, loop.failed, countsString(loop.hosts))
+	// how long Traefik kept routing to each old task after it left Consul:
+	// the stack's drain (DRAIN, 5 s) must cover it
+	for ip, d := range departed() {
+		if d.consul.IsZero() || d.traefik.IsZero() {
+			t.Logf("old task %s: left Consul at %v, Traefik at %v (zero: not seen leaving)", ip, d.consul, d.traefik)
+			continue
+		}
+		t.Logf("old task %s: out of Traefik %v after it left Consul's passing instances (drain: the stack's DRAIN, 5s)",
+			ip, d.traefik.Sub(d.consul).Round(time.Millisecond))
+	}
 	if loop.failed > 0 {
 		t.Errorf("%d of %d requests through Traefik failed during the rolling update: %v\n%s",
 			loop.failed, loop.ok+loop.failed, loop.errs, out)
@@ -514,6 +525,46 @@ func (s *swarm) rollingUpdate(t *testing.T) {
 		if slices.ContainsFunc(before, func(b swarmTask) bool { return b.container == k.container }) {
 			t.Errorf("task %s survived the forced update", k.host)
 		}
+	}
+}
+
+// departure is when a task left Consul's passing instances and when it
+// left Traefik's servers.
+type departure struct{ consul, traefik time.Time }
+
+// followDepartures polls Consul and Traefik every 25 ms for tasks until the
+// returned function is called, which returns what it saw, by address.
+func (s *swarm) followDepartures(tasks []swarmTask) func() map[string]departure {
+	ctx, cancel := context.WithCancel(context.Background())
+	seen := map[string]departure{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			passing, err := s.passingWeb()
+			atConsul := time.Now()
+			servers, err2 := s.traefikServers()
+			atTraefik := time.Now()
+			for _, k := range tasks {
+				d := seen[k.ip]
+				if _, in := passing[k.ip]; err == nil && !in && d.consul.IsZero() {
+					d.consul = atConsul
+				}
+				if _, in := servers[k.url()]; err2 == nil && !in && d.traefik.IsZero() {
+					d.traefik = atTraefik
+				}
+				seen[k.ip] = d
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(25 * time.Millisecond):
+			}
+		}
+	}()
+	return func() map[string]departure {
+		cancel()
+		<-done
+		return seen
 	}
 }
 
